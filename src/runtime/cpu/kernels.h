@@ -122,7 +122,7 @@ bool eltwise_bwd_uses_output(Eltwise);
 void eltwise_fwd(Context&, Eltwise, int64_t n, const float* x, float* y);  // y may equal x
 // `saved` is y or x as eltwise_bwd_uses_output says; dx may equal dy.
 void eltwise_bwd(Context&, Eltwise, int64_t n, const float* dy, const float* saved, float* dx);
-// y = alpha * x (dx may equal dy).
+// y = alpha * x (y may equal x).
 void scale(Context&, int64_t n, float alpha, const float* x, float* y);
 
 // ---- binary with NumPy broadcasting of b onto a (a's shape is the output shape) ----
@@ -148,13 +148,19 @@ void causal_mask_bwd(Context&, int64_t batch, int64_t t, const float* dy, float*
 // ---- matrix products ----
 // C[b] = op(A[b]) * op(B[b]) (+ bias[n] when given), for b in [0, batch); op = transpose
 // when the flag is set. A is (M x K) or (K x M) when trans_a, B is (K x N) or (N x K)
-// when trans_b, C is M x N; all contiguous row-major per batch. When `accumulate` is
-// set, C += result (used for gradient accumulation).
+// when trans_b, C is M x N; all contiguous row-major per batch. The overloads with
+// `accumulate` set compute C += result instead (gradient accumulation, as a oneDNN
+// sum post-op); their scratchpad can differ, so they have their own query.
 size_t matmul_scratch_bytes(Context&, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a,
                             bool trans_b, bool has_bias);
 void matmul(Context&, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
             const float* a, const float* b, const float* bias /*nullable*/, float* c,
             void* scratch);
+size_t matmul_scratch_bytes(Context&, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a,
+                            bool trans_b, bool has_bias, bool accumulate);
+void matmul(Context&, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b,
+            const float* a, const float* b, const float* bias /*nullable*/, float* c,
+            void* scratch, bool accumulate);
 // db[n] = sum over rows of dy[m, n] (bias gradient).
 void bias_grad(Context&, int64_t m, int64_t n, const float* dy, float* db);
 

@@ -108,4 +108,12 @@ struct Context::Impl {
   size_t internal_scratch_bytes_ = 0;
 };
 
+// Every kernel starts here: the Context's thread count must be in effect before a
+// primitive is created or an OpenMP loop runs.
+inline Context::Impl& enter(Context& ctx) {
+  Context::Impl& im = ctx.impl();
+  im.bind_threads();
+  return im;
+}
+
 }  // namespace dlmem::cpu

@@ -25,13 +25,6 @@ using dnnl::memory;
 using dnnl::prop_kind;
 using Args = std::unordered_map<int, memory>;
 
-// Enter a kernel: the thread count must be in effect before a primitive is created.
-Context::Impl& enter(Context& ctx) {
-  Context::Impl& im = ctx.impl();
-  im.bind_threads();
-  return im;
-}
-
 // A float parameter in a cache key, by its bits (std::to_string rounds to 6 decimals).
 uint32_t bits(float f) { return std::bit_cast<uint32_t>(f); }
 
@@ -425,7 +418,7 @@ namespace {
 // create (and cache) the primitive with this one.
 constexpr float kQueryEps = 1e-5f;
 
-constexpr auto kScaleShift = dnnl::normalization_flags::use_scale |
+const auto kScaleShift = dnnl::normalization_flags::use_scale |
                              dnnl::normalization_flags::use_shift;
 
 struct BnMds {

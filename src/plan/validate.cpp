@@ -1,0 +1,142 @@
+#include <algorithm>
+
+#include "plan/plan.h"
+#include "util/error.h"
+#include "util/format.h"
+
+namespace dlmem::plan {
+
+namespace {
+
+enum class State : uint8_t { absent, resident, freed };
+
+}  // namespace
+
+void validate(const ir::Graph& g, const Plan& p) {
+  const size_t nb = p.buffers.size();
+  auto valid_id = [&](BufferId b, size_t i) {
+    DLMEM_CHECK(b >= 0 && static_cast<size_t>(b) < nb, "instruction ", i, " names buffer ", b);
+    return static_cast<size_t>(b);
+  };
+  std::vector<State> state(nb, State::absent);
+  for (const Buffer& b : p.buffers)
+    if (b.preloaded) state[static_cast<size_t>(b.id)] = State::resident;
+
+  std::vector<int> computed(static_cast<size_t>(g.num_nodes()), 0);
+  std::vector<int> first_runs(static_cast<size_t>(g.num_nodes()), 0);
+  for (size_t i = 0; i < p.program.size(); ++i) {
+    const Instr& in = p.program[i];
+    auto read = [&](BufferId b) {
+      const size_t id = valid_id(b, i);
+      DLMEM_CHECK(state[id] == State::resident, "instruction ", i, " (", instr_name(in.kind),
+                  ") reads buffer ", b, " which is ", state[id] == State::freed ? "freed" : "not yet written");
+    };
+    auto write = [&](BufferId b) {
+      const size_t id = valid_id(b, i);
+      DLMEM_CHECK(state[id] != State::freed, "instruction ", i, " writes freed buffer ", b);
+      state[id] = State::resident;
+    };
+    switch (in.kind) {
+      case InstrKind::compute: {
+        DLMEM_CHECK(in.node >= 0 && in.node < g.num_nodes(), "instruction ", i, " runs no node");
+        const ir::Node& n = g.node(in.node);
+        DLMEM_CHECK(in.inputs.size() == n.inputs.size() && in.outputs.size() == n.outputs.size(),
+                    "instruction ", i, " buffers do not match node ", n.name);
+        computed[static_cast<size_t>(n.id)]++;
+        if (!in.recompute) first_runs[static_cast<size_t>(n.id)]++;
+        for (size_t k = 0; k < n.inputs.size(); ++k) {
+          read(in.inputs[k]);
+          const Buffer& b = p.buffers[static_cast<size_t>(in.inputs[k])];
+          DLMEM_CHECK(b.space == Space::device, "node ", n.name, " reads host buffer ", b.id);
+          DLMEM_CHECK(b.bytes >= g.value(n.inputs[k]).type.bytes(), "buffer ", b.id,
+                      " is smaller than ", g.value(n.inputs[k]).name);
+        }
+        for (size_t k = 0; k < n.outputs.size(); ++k) {
+          write(in.outputs[k]);
+          const Buffer& b = p.buffers[static_cast<size_t>(in.outputs[k])];
+          DLMEM_CHECK(b.space == Space::device, "node ", n.name, " writes host buffer ", b.id);
+          DLMEM_CHECK(b.bytes >= g.value(n.outputs[k]).type.bytes(), "buffer ", b.id,
+                      " is smaller than ", g.value(n.outputs[k]).name);
+        }
+        if (in.workspace != kNoBuffer) write(in.workspace);
+        if (in.recompute)
+          DLMEM_CHECK(n.phase == ir::Phase::forward && ir::op_def(n.op).recomputable,
+                      "node ", n.name, " cannot be recomputed");
+        break;
+      }
+      case InstrKind::free: {
+        const size_t id = valid_id(in.buffer, i);
+        DLMEM_CHECK(state[id] == State::resident, "instruction ", i, " frees buffer ", in.buffer,
+                    " which is not resident");
+        DLMEM_CHECK(!p.buffers[id].persistent, "instruction ", i, " frees persistent buffer ", in.buffer);
+        state[id] = State::freed;
+        break;
+      }
+      case InstrKind::swap_out:
+      case InstrKind::swap_in:
+      case InstrKind::compress:
+      case InstrKind::decompress: {
+        DLMEM_CHECK(in.inputs.size() == 1 && in.outputs.size() == 1, "instruction ", i,
+                    " must have one source and one destination");
+        read(in.inputs[0]);
+        write(in.outputs[0]);
+        const Buffer& src = p.buffers[static_cast<size_t>(in.inputs[0])];
+        const Buffer& dst = p.buffers[static_cast<size_t>(in.outputs[0])];
+        if (in.kind == InstrKind::swap_out)
+          DLMEM_CHECK(src.space == Space::device && dst.space == Space::host, "swap_out ", i, " direction");
+        if (in.kind == InstrKind::swap_in)
+          DLMEM_CHECK(src.space == Space::host && dst.space == Space::device, "swap_in ", i, " direction");
+        break;
+      }
+    }
+    for (int w : in.waits) DLMEM_CHECK(w >= 0 && static_cast<size_t>(w) < i, "instruction ", i, " waits on ", w);
+  }
+  for (const ir::Node& n : g.nodes()) {
+    const int c = computed[static_cast<size_t>(n.id)];
+    DLMEM_CHECK(c >= 1, "node ", n.name, " is never computed");
+    DLMEM_CHECK(first_runs[static_cast<size_t>(n.id)] == 1, "node ", n.name,
+                " must run exactly once not as a recomputation");
+  }
+
+  // Placement: alignment, inside the arena, and no two buffers resident at the same
+  // time overlap in memory.
+  for (Space space : {Space::device, Space::host}) {
+    const uint64_t arena = space == Space::device ? p.device_arena : p.host_arena;
+    std::vector<const Buffer*> placed;
+    for (const Buffer& b : p.buffers) {
+      if (b.space != space || b.begin >= b.end) continue;
+      if (b.offset < 0) {
+        DLMEM_CHECK(p.placement.empty(), "buffer ", b.id, " is not placed");
+        continue;
+      }
+      DLMEM_CHECK(static_cast<uint64_t>(b.offset) % kAlignment == 0, "buffer ", b.id, " offset ",
+                  b.offset, " is not ", kAlignment, "-byte aligned");
+      DLMEM_CHECK(static_cast<uint64_t>(b.offset) + b.bytes <= arena, "buffer ", b.id,
+                  " ends past the arena (", b.offset, " + ", b.bytes, " > ", arena, ")");
+      placed.push_back(&b);
+    }
+    std::sort(placed.begin(), placed.end(), [](const Buffer* a, const Buffer* b) {
+      return a->offset < b->offset || (a->offset == b->offset && a->id < b->id);
+    });
+    for (size_t i = 0; i < placed.size(); ++i) {
+      const Buffer& a = *placed[i];
+      const uint64_t a_end = static_cast<uint64_t>(a.offset) + a.bytes;
+      for (size_t j = i + 1; j < placed.size() && static_cast<uint64_t>(placed[j]->offset) < a_end; ++j) {
+        const Buffer& b = *placed[j];
+        if (b.bytes == 0 || a.bytes == 0) continue;
+        DLMEM_CHECK(a.end <= b.begin || b.end <= a.begin, "buffers ", a.id, " and ", b.id,
+                    " overlap in memory while both are resident ([", a.begin, ",", a.end, ") and [",
+                    b.begin, ",", b.end, "))");
+      }
+    }
+  }
+  if (p.budget > 0) {
+    const uint64_t need = p.placement.empty() ? p.stats.peak_device : p.device_arena;
+    if (need > p.budget)
+      throw OutOfMemory("the plan (", p.policy, ") needs ", human_bytes(need), " of device memory but the budget is ",
+                        human_bytes(p.budget), "; the smallest budget this policy reaches is ",
+                        human_bytes(need));
+  }
+}
+
+}  // namespace dlmem::plan

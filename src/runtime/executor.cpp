@@ -1,0 +1,164 @@
+#include "runtime/executor.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "util/error.h"
+#include "util/format.h"
+
+namespace dlmem::runtime {
+
+using plan::BufferId;
+using plan::InstrKind;
+
+Executor::Executor(const ir::Graph& g, const plan::Plan& p, Backend& be, ExecOptions opt)
+    : g_(g), plan_(p), be_(be), opt_(opt) {
+  if (p.placement.empty()) throw Error("the plan is not placed: run a placement pass before executing it");
+  stats_.capacity = opt.capacity ? opt.capacity : (p.budget ? p.budget : p.device_arena);
+  if (p.device_arena > stats_.capacity)
+    throw OutOfMemory("out of memory: the plan (", p.policy, ") needs ", human_bytes(p.device_arena),
+                      " of device memory (peak resident ", human_bytes(p.stats.peak_device), ") but the device has ",
+                      human_bytes(stats_.capacity), "; use a budget of at least ", human_bytes(p.device_arena),
+                      " or a policy that saves memory (--policy share, recompute:..., swap:...)");
+  device_ = be_.allocate(Space::device, std::max<uint64_t>(stats_.capacity, 1));
+  host_ = p.host_arena ? be_.allocate(Space::host, p.host_arena) : nullptr;
+  resident_.assign(p.buffers.size(), false);
+  for (const plan::Buffer& b : p.buffers)
+    if (b.preloaded && b.begin < b.end) {
+      make_resident(b.id);
+      // Weights and state start defined (zero) even before the caller writes them.
+      std::memset(ptr(b.id), 0, b.bytes);
+    }
+  stats_.peak_device = stats_.live_device;
+  stats_.peak_by_role = live_by_role_;
+}
+
+Executor::~Executor() {
+  be_.synchronize();
+  if (device_) be_.deallocate(Space::device, device_);
+  if (host_) be_.deallocate(Space::host, host_);
+}
+
+void* Executor::ptr(BufferId id) const {
+  const plan::Buffer& b = plan_.buffers[static_cast<size_t>(id)];
+  DLMEM_CHECK(b.offset >= 0, "buffer ", id, " is not placed");
+  char* base = static_cast<char*>(b.space == Space::device ? device_ : host_);
+  return base + b.offset;
+}
+
+void Executor::make_resident(BufferId id) {
+  if (resident_[static_cast<size_t>(id)]) return;
+  const plan::Buffer& b = plan_.buffers[static_cast<size_t>(id)];
+  resident_[static_cast<size_t>(id)] = true;
+  if (b.space != Space::device) return;
+  stats_.live_device += b.bytes;
+  live_by_role_[static_cast<size_t>(b.role)] += b.bytes;
+  // A GPU has a fixed capacity: so does this arena (placement is validated, this
+  // is the last line of defence).
+  DLMEM_CHECK(static_cast<uint64_t>(b.offset) + b.bytes <= stats_.capacity, "buffer ", id, " lies outside the arena");
+  if (stats_.live_device > stats_.peak_device) {
+    stats_.peak_device = stats_.live_device;
+    stats_.peak_by_role = live_by_role_;
+  }
+}
+
+void Executor::release(BufferId id) {
+  DLMEM_CHECK(resident_[static_cast<size_t>(id)], "freeing buffer ", id, " which is not resident");
+  const plan::Buffer& b = plan_.buffers[static_cast<size_t>(id)];
+  resident_[static_cast<size_t>(id)] = false;
+  if (opt_.poison_freed) std::memset(ptr(id), 0xFF, b.bytes);
+  if (b.space != Space::device) return;
+  stats_.live_device -= b.bytes;
+  live_by_role_[static_cast<size_t>(b.role)] -= b.bytes;
+}
+
+void Executor::run_step(uint64_t step) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  const size_t n = plan_.program.size();
+  std::vector<Event> events(n);
+  if (opt_.time_instructions) stats_.instr_seconds.assign(n, 0.0);
+  // Inputs and labels are (re)loaded by the caller before each step.
+  for (const plan::Buffer& b : plan_.buffers)
+    if (b.preloaded && b.begin < b.end) make_resident(b.id);
+
+  std::vector<void*> ins, outs;
+  for (size_t i = 0; i < n; ++i) {
+    const plan::Instr& in = plan_.program[i];
+    for (int w : in.waits) be_.wait_event(in.stream, events[static_cast<size_t>(w)]);
+    const auto ti = clock::now();
+    switch (in.kind) {
+      case InstrKind::compute: {
+        const ir::Node& node = g_.node(in.node);
+        ins.clear();
+        outs.clear();
+        for (BufferId b : in.inputs) {
+          DLMEM_CHECK(resident_[static_cast<size_t>(b)], "node ", node.name, " reads buffer ", b, " which is not resident");
+          ins.push_back(ptr(b));
+        }
+        for (BufferId b : in.outputs) {
+          make_resident(b);
+          outs.push_back(ptr(b));
+        }
+        void* ws = nullptr;
+        if (in.workspace != plan::kNoBuffer) {
+          make_resident(in.workspace);
+          ws = ptr(in.workspace);
+        }
+        be_.run(g_, node, KernelArgs{ins, outs, ws, step, in.recompute});
+        break;
+      }
+      case InstrKind::free: release(in.buffer); break;
+      case InstrKind::swap_out:
+      case InstrKind::swap_in: {
+        const BufferId src = in.inputs.at(0), dst = in.outputs.at(0);
+        DLMEM_CHECK(resident_[static_cast<size_t>(src)], "copy from buffer ", src, " which is not resident");
+        make_resident(dst);
+        const uint64_t bytes = plan_.buffers[static_cast<size_t>(src)].bytes;
+        events[i] = be_.copy_async(in.stream, ptr(dst), ptr(src), bytes);
+        (in.kind == InstrKind::swap_out ? stats_.bytes_to_host : stats_.bytes_to_device) += bytes;
+        break;
+      }
+      case InstrKind::compress:
+      case InstrKind::decompress:
+        throw Error("instruction ", i, " (", plan::instr_name(in.kind), ", codec '", in.codec,
+                    "'): this build has no activation codecs; plan without --policy compress");
+    }
+    if (opt_.time_instructions)
+      stats_.instr_seconds[i] = std::chrono::duration<double>(clock::now() - ti).count();
+  }
+  be_.synchronize();
+  stats_.steps++;
+  stats_.last_step_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+}
+
+void Executor::reset_peak() {
+  stats_.peak_device = stats_.live_device;
+  stats_.peak_by_role = live_by_role_;
+}
+
+void Executor::write(ir::ValueId v, std::span<const std::byte> data) {
+  const BufferId b = plan_.buffer_of(v);
+  if (b == plan::kNoBuffer) throw Error("value '", g_.value(v).name, "' is not bound in the plan");
+  const uint64_t bytes = g_.value(v).type.bytes();
+  if (data.size() != bytes)
+    throw Error("value '", g_.value(v).name, "' (", g_.value(v).type.str(), ") takes ", bytes, " bytes, got ", data.size());
+  be_.upload(ptr(b), data.data(), bytes);
+}
+
+void Executor::read(ir::ValueId v, std::span<std::byte> out) const {
+  const BufferId b = plan_.buffer_of(v);
+  if (b == plan::kNoBuffer) throw Error("value '", g_.value(v).name, "' is not bound in the plan");
+  const uint64_t bytes = g_.value(v).type.bytes();
+  if (out.size() != bytes)
+    throw Error("value '", g_.value(v).name, "' takes ", bytes, " bytes, the destination has ", out.size());
+  be_.download(out.data(), ptr(b), bytes);
+}
+
+std::vector<float> Executor::read_f32(ir::ValueId v) const {
+  std::vector<float> out(static_cast<size_t>(g_.value(v).type.numel()));
+  read(v, std::as_writable_bytes(std::span<float>(out)));
+  return out;
+}
+
+}  // namespace dlmem::runtime

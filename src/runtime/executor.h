@@ -1,0 +1,80 @@
+// The executor interprets a Plan on a Backend. It allocates the device arena once, of
+// exactly the capacity (the plan's budget, or its arena when it has none), so a plan
+// that does not fit is an out-of-memory error, as on a GPU; it places every buffer at
+// its planned offset and keeps its own accounting of resident bytes, which tests
+// compare against the plan's prediction.
+//
+//   runtime::Executor ex(graph, plan, *backend);
+//   ex.write(graph.find("input"), images);      // bound values: inputs, weights, ...
+//   ex.run_step(step);
+//   float loss = ex.read_f32(graph.loss)[0];
+//   ex.stats().peak_device                      // measured, == plan.stats.peak_device
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "analysis/memory.h"
+#include "plan/plan.h"
+#include "runtime/backend.h"
+
+namespace dlmem::runtime {
+
+struct ExecOptions {
+  uint64_t capacity = 0;        // device arena bytes; 0: plan.budget, else plan.device_arena
+  bool poison_freed = false;    // fill freed buffers with NaN bytes (tests: catches reads of dead memory)
+  bool time_instructions = false;
+};
+
+struct ExecStats {
+  uint64_t capacity = 0;
+  uint64_t live_device = 0;
+  uint64_t peak_device = 0;            // max resident device bytes over all steps
+  analysis::RoleBytes peak_by_role{};  // at that peak
+  uint64_t steps = 0;
+  double last_step_seconds = 0;
+  std::vector<double> instr_seconds;   // last step, per instruction (when timed)
+  uint64_t bytes_to_host = 0, bytes_to_device = 0;
+};
+
+class Executor {
+ public:
+  Executor(const ir::Graph&, const plan::Plan&, Backend&, ExecOptions = {});
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // Runs the program once. `step` numbers the training step (dropout, Adam).
+  void run_step(uint64_t step);
+
+  // Values bound by the plan (inputs, labels, weights, optimizer state, kept outputs).
+  // dlmem::Error if the value is not bound or the size differs.
+  void write(ir::ValueId, std::span<const std::byte> data);
+  void read(ir::ValueId, std::span<std::byte> out) const;
+  void write_f32(ir::ValueId v, std::span<const float> d) { write(v, std::as_bytes(d)); }
+  std::vector<float> read_f32(ir::ValueId) const;
+  bool is_bound(ir::ValueId v) const { return plan_.buffer_of(v) != plan::kNoBuffer; }
+
+  const ExecStats& stats() const { return stats_; }
+  void reset_peak();
+  const plan::Plan& plan() const { return plan_; }
+  const ir::Graph& graph() const { return g_; }
+
+ private:
+  void* ptr(plan::BufferId) const;
+  void make_resident(plan::BufferId);
+  void release(plan::BufferId);
+
+  const ir::Graph& g_;
+  const plan::Plan& plan_;
+  Backend& be_;
+  ExecOptions opt_;
+  void* device_ = nullptr;
+  void* host_ = nullptr;
+  std::vector<bool> resident_;
+  analysis::RoleBytes live_by_role_{};
+  ExecStats stats_;
+};
+
+}  // namespace dlmem::runtime

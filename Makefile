@@ -1,0 +1,38 @@
+# dlmem: the two commands.
+#   make demo   install what is missing, build (Release), train LeNet-5 on Fashion-MNIST
+#   make test   install what is missing, build, run the test suite
+# Also: make build, make bench, make asan (ASan+UBSan tests), make tsan, make clean.
+
+BUILD ?= build/release
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build demo test bench asan tsan clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/dlmem train --model lenet5 --dataset fashion-mnist --epochs 2 --batch 64 --threads $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: build
+	@bash scripts/install-deps.sh --bench
+	@bash bench/run.sh $(BUILD)
+
+asan: deps
+	cmake --preset asan > /dev/null && cmake --build --preset asan -j $(JOBS) && ctest --preset asan -j $(JOBS)
+
+tsan: deps
+	cmake --preset tsan > /dev/null && cmake --build --preset tsan -j $(JOBS) && ctest --preset tsan -j $(JOBS)
+
+clean:
+	rm -rf build

@@ -1,0 +1,89 @@
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "plan/json.h"
+#include "plan/planner.h"
+#include "runtime/backend.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/format.h"
+#include "util/table.h"
+
+namespace dlmem::cli {
+
+namespace {
+
+struct PlanArgs {
+  ModelArgs model;
+  std::string policy = "default";
+  std::string budget;
+  bool json = false;
+  std::string out;
+};
+
+int run(const PlanArgs& a) {
+  ir::Graph g = models::build_model(a.model.model, a.model.config(true));
+  ir::TrainOptions opt;
+  opt.optimizer = a.model.parsed_optimizer();
+  ir::build_training_graph(g, opt);
+  auto be = runtime::make_cpu_backend();
+  runtime::attach_workspaces(g, *be);
+
+  uint64_t budget = 0;
+  if (!a.budget.empty()) {
+    Budget b = parse_budget(a.budget);
+    budget = b.is_fraction ? b.resolve(plan::make_plan(g, {.policy = "default"}).device_arena) : b.bytes;
+  }
+  plan::Plan p = plan::make_plan(g, {.policy = a.policy, .budget = budget});
+  const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
+  if (!a.out.empty()) {
+    const std::string text = plan::to_json(g, p).dump(1);
+    write_file_atomic(a.out, std::as_bytes(std::span<const char>(text.data(), text.size())));
+  }
+  if (a.json) {
+    nlohmann::json j = plan::stats_json(p);
+    j["model"] = a.model.model;
+    j["batch"] = a.model.batch;
+    j["arena_over_max_live"] = ratio;
+    if (!a.out.empty()) j["out"] = a.out;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << a.model.model << "  batch " << a.model.batch << "  policy " << p.policy << "\n\n";
+  Table t({{"", Align::Left}, {"bytes", Align::Right}, {"note", Align::Left}});
+  t.add_row({"device arena", human_bytes(p.device_arena), "placement: " + p.placement});
+  t.add_row({"max live (lower bound of placement)", human_bytes(p.stats.peak_device),
+             "arena / max live = " + std::to_string(ratio).substr(0, 5)});
+  t.add_row({"no reuse (sum of buffers)", human_bytes(p.stats.no_reuse), ""});
+  t.add_row({"largest-op lower bound", human_bytes(p.stats.lower_bound), "no policy goes below"});
+  if (p.budget) t.add_row({"budget", human_bytes(p.budget), "fits"});
+  if (p.host_arena) t.add_row({"host arena", human_bytes(p.host_arena), "swapped bytes"});
+  std::cout << t.str();
+  std::cout << "\nplanned in " << human_duration(p.stats.plan_seconds) << "; " << p.program.size() << " instructions, "
+            << p.buffers.size() << " buffers";
+  if (p.stats.extra_flops > 0)
+    std::cout << "; extra FLOPs " << human_count(static_cast<uint64_t>(p.stats.extra_flops)) << " ("
+              << std::to_string(100.0 * p.stats.extra_flops / std::max(1.0, p.stats.flops - p.stats.extra_flops)).substr(0, 5)
+              << "% of the step)";
+  std::cout << "\n";
+  if (!a.out.empty()) std::cout << "wrote " << a.out << "\n";
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> add_plan(CLI::App& app) {
+  auto* cmd = app.add_subcommand("plan", "plan a training step under a policy and a budget");
+  auto a = std::make_shared<PlanArgs>();
+  a->model.add(*cmd, 64);
+  std::string policies;
+  for (const auto& p : plan::known_policies()) policies += (policies.empty() ? "" : " | ") + p.name;
+  cmd->add_option("--policy,-p", a->policy, policies)->capture_default_str();
+  cmd->add_option("--budget", a->budget, "device bytes (e.g. 4GiB) or a share of the default plan's need (40%)");
+  cmd->add_flag("--json", a->json, "one JSON object");
+  cmd->add_option("--out,-o", a->out, "write the plan as JSON (atomically)");
+  return [a] { return run(*a); };
+}
+
+}  // namespace dlmem::cli

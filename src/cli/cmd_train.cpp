@@ -1,0 +1,80 @@
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/format.h"
+
+namespace dlmem::cli {
+
+namespace {
+
+struct TrainArgs {
+  ModelArgs model;
+  train::TrainConfig cfg;
+  double lr = -1;
+  bool json = false;
+};
+
+int run(TrainArgs& a) {
+  train::TrainConfig& c = a.cfg;
+  c.model = a.model.model;
+  c.batch = a.model.batch;
+  c.model_config = a.model.config(true);
+  c.optim.optimizer = a.model.parsed_optimizer();
+  if (c.optim.optimizer == ir::Optimizer::none) throw Error("train needs an optimizer: --optimizer sgd or adam");
+  c.optim.lr = a.lr > 0 ? a.lr : (c.optim.optimizer == ir::Optimizer::adam ? 1e-3 : 0.01);
+  if (a.lr == 0 || (a.lr < 0 && a.lr != -1)) throw Error("--lr must be positive, got ", a.lr);
+  train::Trainer t(c);
+  const plan::Plan& p = t.plan();
+  std::ostream* log = a.json ? nullptr : &std::cerr;
+  if (log)
+    *log << c.model << ": " << human_count(static_cast<uint64_t>(t.graph().parameter_count())) << " parameters, batch " << c.batch
+         << ", policy " << p.policy << ", device arena " << human_bytes(p.device_arena)
+         << (p.budget ? " (budget " + human_bytes(p.budget) + ")" : std::string()) << ", " << (c.threads ? std::to_string(c.threads) : "default")
+         << " threads\n";
+  train::TrainResult r = t.run(log);
+  if (a.json) {
+    nlohmann::json ep = nlohmann::json::array();
+    for (const auto& e : r.epochs)
+      ep.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
+                    {"test_accuracy", e.test_accuracy}, {"seconds", e.seconds}, {"samples_per_second", e.samples_per_second}});
+    std::cout << nlohmann::json{{"model", c.model}, {"policy", p.policy}, {"budget", p.budget}, {"device_arena", r.arena},
+                                {"planned_peak", r.planned_peak}, {"measured_peak", r.peak_device}, {"epochs", ep}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cerr << "peak device memory " << human_bytes(r.peak_device) << " measured, " << human_bytes(r.planned_peak)
+              << " planned, arena " << human_bytes(r.arena) << "\n";
+    if (!c.save.empty()) std::cerr << "saved " << c.save << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> add_train(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "train a zoo model on the cpu backend");
+  auto a = std::make_shared<TrainArgs>();
+  a->model.add(*cmd, 64);
+  auto& c = a->cfg;
+  cmd->add_option("--dataset", c.dataset, "fashion-mnist | synthetic | auto")->capture_default_str();
+  cmd->add_option("--data-dir", c.data_dir, "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--epochs", c.epochs, "epochs")->capture_default_str();
+  cmd->add_option("--steps", c.steps_per_epoch, "steps per epoch (0: the whole dataset)");
+  cmd->add_option("--budget", c.budget, "device memory: bytes (64MiB) or a share of the default plan's need (40%)");
+  cmd->add_option("--policy,-p", c.policy, "memory policy (see 'dlmem plan --help')")->capture_default_str();
+  cmd->add_option("--lr", a->lr, "learning rate (default 0.01 for sgd, 0.001 for adam)");
+  cmd->add_option("--momentum", c.optim.momentum, "sgd momentum")->capture_default_str();
+  cmd->add_option("--weight-decay", c.optim.weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--threads", c.threads, "compute threads (0: default)")->capture_default_str();
+  cmd->add_option("--seed", c.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
+  cmd->add_option("--save", c.save, "write a checkpoint after training (atomically)");
+  cmd->add_option("--resume", c.resume, "start from a checkpoint");
+  cmd->add_flag("!--no-eval", c.evaluate, "skip test accuracy");
+  cmd->add_flag("--json", a->json, "print the result as one JSON object (no progress bar)");
+  return [a] { return run(*a); };
+}
+
+}  // namespace dlmem::cli

@@ -1,0 +1,37 @@
+#include "cli/commands.h"
+#include "util/error.h"
+
+namespace dlmem::cli {
+
+void ModelArgs::add(CLI::App& app, int64_t default_batch) {
+  batch = default_batch;
+  app.add_option("--model,-m", model, "zoo model (see 'dlmem models')")->capture_default_str();
+  app.add_option("--batch,-b", batch, "mini-batch size")->capture_default_str();
+  app.add_option("--image-size", image_size, "input height and width (0: the model's standard)");
+  app.add_option("--seq-len", seq_len, "sequence length of token models (0: default)");
+  app.add_option("--classes", num_classes, "output classes (0: the model's standard)");
+  app.add_option("--optimizer", optimizer, "sgd | adam | none")->capture_default_str();
+}
+
+models::ModelConfig ModelArgs::config(bool training) const {
+  if (batch <= 0) throw Error("--batch must be positive, got ", batch);
+  if (image_size < 0) throw Error("--image-size must be positive, got ", image_size);
+  if (seq_len < 0) throw Error("--seq-len must be positive, got ", seq_len);
+  if (num_classes < 0) throw Error("--classes must be positive, got ", num_classes);
+  models::ModelConfig c;
+  c.batch = batch;
+  c.training = training;
+  c.image_size = image_size;
+  c.seq_len = seq_len;
+  c.num_classes = num_classes;
+  return c;
+}
+
+ir::Optimizer ModelArgs::parsed_optimizer() const {
+  if (optimizer == "sgd") return ir::Optimizer::sgd;
+  if (optimizer == "adam") return ir::Optimizer::adam;
+  if (optimizer == "none") return ir::Optimizer::none;
+  throw Error("unknown --optimizer '", optimizer, "'; use sgd, adam or none");
+}
+
+}  // namespace dlmem::cli

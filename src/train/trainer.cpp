@@ -1,0 +1,348 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "ir/autodiff.h"
+#include "train/batch_iterator.h"
+#include "train/checkpoint.h"
+#include "train/fashion_mnist.h"
+#include "train/init.h"
+#include "train/synthetic_dataset.h"
+#include "util/error.h"
+#include "util/format.h"
+#include "util/progress_bar.h"
+
+namespace dlmem::train {
+
+namespace {
+
+using ir::ValueId;
+
+bool reads_images(const ir::Graph& g) { return g.find("input") != ir::kNoValue; }
+
+// Vocabulary of the embedding that reads token input `v`.
+int64_t vocab_of(const ir::Graph& g, ValueId v) {
+  for (ir::NodeId c : g.value(v).consumers) {
+    const ir::Node& n = g.node(c);
+    if (n.op == ir::OpKind::embedding) return g.value(n.inputs[1]).type.shape[0];
+  }
+  return 1;
+}
+
+// Fraction of rows whose argmax equals the label (labels < 0 are ignored).
+std::pair<int64_t, int64_t> count_correct(const std::vector<float>& logits, const std::vector<int32_t>& labels,
+                                          int64_t valid_rows) {
+  const int64_t rows = static_cast<int64_t>(labels.size());
+  const int64_t cols = rows ? static_cast<int64_t>(logits.size()) / rows : 0;
+  int64_t correct = 0;
+  for (int64_t r = 0; r < std::min(rows, valid_rows); ++r) {
+    const float* row = logits.data() + r * cols;
+    int64_t best = 0;
+    for (int64_t c = 1; c < cols; ++c)
+      if (row[c] > row[best]) best = c;
+    correct += best == labels[static_cast<size_t>(r)];
+  }
+  return {correct, std::min(rows, valid_rows)};
+}
+
+uint64_t plan_need(const ir::Graph& g, const std::string& policy) {
+  return plan::make_plan(g, {.policy = policy}).device_arena;
+}
+
+std::unique_ptr<ir::Graph> build_training(const TrainConfig& c, runtime::Backend& be) {
+  models::ModelConfig mc = c.model_config;
+  mc.batch = c.batch;
+  mc.training = true;
+  auto g = std::make_unique<ir::Graph>(models::build_model(c.model, mc));
+  ir::build_training_graph(*g, c.optim);
+  runtime::attach_workspaces(*g, be);
+  g->verify();
+  return g;
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
+  if (cfg_.batch <= 0) throw Error("--batch must be positive, got ", cfg_.batch);
+  if (cfg_.epochs < 0) throw Error("--epochs must be non-negative, got ", cfg_.epochs);
+  if (cfg_.threads < 0) throw Error("--threads must be 0 (default) or positive, got ", cfg_.threads);
+  backend_ = runtime::make_cpu_backend({.threads = cfg_.threads});
+  graph_ = build_training(cfg_, *backend_);
+  token_model_ = !reads_images(*graph_);
+
+  // The budget: bytes, or a fraction of what the default plan needs.
+  uint64_t budget = 0;
+  if (!cfg_.budget.empty()) {
+    Budget b = parse_budget(cfg_.budget);
+    budget = b.is_fraction ? b.resolve(plan_need(*graph_, "default")) : b.bytes;
+  }
+  plan_ = std::make_unique<plan::Plan>(plan::make_plan(*graph_, {.policy = cfg_.policy, .budget = budget}));
+  exec_ = std::make_unique<runtime::Executor>(*graph_, *plan_, *backend_,
+                                              runtime::ExecOptions{.poison_freed = cfg_.poison_freed});
+  init_weights(*exec_, *graph_, cfg_.seed);
+
+  // Data.
+  std::string ds = cfg_.dataset;
+  if (ds == "auto") ds = token_model_ ? "synthetic" : "fashion-mnist";
+  if (ds == "fashion-mnist") {
+    if (token_model_) throw Error("model '", cfg_.model, "' reads tokens; use --dataset synthetic");
+    const ir::Shape& in = graph_->value(graph_->find("input")).type.shape;
+    if (!(in.size() == 4 && in[1] == 1 && in[2] == 28 && in[3] == 28))
+      throw Error("model '", cfg_.model, "' takes input ", ir::shape_str(in),
+                  ", Fashion-MNIST is [N,1,28,28]; use --dataset synthetic, or a 28x28 model (lenet5, lenet-300-100, mlp)");
+    const std::string dir = cfg_.data_dir.empty() ? FashionMnist::default_dir() : cfg_.data_dir;
+    train_data_ = std::make_unique<FashionMnist>(dir, Split::Train);
+    if (cfg_.evaluate) test_data_ = std::make_unique<FashionMnist>(dir, Split::Test);
+  } else if (ds == "synthetic") {
+    if (!token_model_) {
+      const ir::Shape& in = graph_->value(graph_->find("input")).type.shape;
+      const ir::Shape& logits = graph_->value(graph_->outputs.at(0)).type.shape;
+      std::vector<int64_t> sample(in.begin() + 1, in.end());
+      train_data_ = std::make_unique<SyntheticDataset>(sample, logits.back(), cfg_.synthetic_size, cfg_.seed);
+      if (cfg_.evaluate)
+        test_data_ = std::make_unique<SyntheticDataset>(sample, logits.back(), cfg_.synthetic_size / 4, cfg_.seed + 1);
+    }
+  } else {
+    throw Error("unknown dataset '", cfg_.dataset, "'; known: fashion-mnist, synthetic, auto");
+  }
+  if (train_data_)
+    batches_ = std::make_unique<BatchIterator>(
+        *train_data_, BatchOptions{.batch_size = cfg_.batch, .shuffle = true, .seed = cfg_.seed, .drop_last = true});
+  if (batches_ && batches_->batches_per_epoch() == 0)
+    throw Error("--batch ", cfg_.batch, " is larger than the dataset (", train_data_->size(), " samples)");
+  if (!cfg_.resume.empty()) resume(cfg_.resume);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::load_batch(const Batch& b, runtime::Executor& ex, const ir::Graph& g) {
+  for (const ir::Value& v : g.values()) {
+    if (v.role != ir::Role::input && v.role != ir::Role::label) continue;
+    if (!ex.is_bound(v.id)) continue;
+    if (v.name == "input") {
+      std::vector<float> img(static_cast<size_t>(v.type.numel()), 0.0f);
+      std::copy(b.images.begin(), b.images.begin() + std::min(b.images.size(), img.size()), img.begin());
+      ex.write_f32(v.id, img);
+    } else if (v.role == ir::Role::label && !token_model_) {
+      std::vector<int32_t> lab(static_cast<size_t>(v.type.numel()), 0);
+      std::copy(b.labels.begin(), b.labels.begin() + std::min(b.labels.size(), lab.size()), lab.begin());
+      ex.write(v.id, std::as_bytes(std::span<const int32_t>(lab)));
+    }
+  }
+}
+
+// Token models read synthetic sequences: each sample is an arithmetic progression
+// modulo the vocabulary with a random start and stride, so the next token is
+// learnable; labels are the next tokens (language models) or the stride's parity
+// (classifiers).
+namespace {
+void load_tokens(runtime::Executor& ex, const ir::Graph& g, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const ValueId ids = g.find("ids");
+  if (ids == ir::kNoValue) throw Error("token model without an 'ids' input");
+  const ir::Shape& s = g.value(ids).type.shape;
+  const int64_t n = s[0], t = s.size() > 1 ? s[1] : 1;
+  const int64_t vocab = vocab_of(g, ids);
+  std::vector<int32_t> tok(static_cast<size_t>(n * t)), next(static_cast<size_t>(n * t)), cls(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t start = static_cast<int64_t>(rng() % static_cast<uint64_t>(vocab));
+    const int64_t stride = 1 + static_cast<int64_t>(rng() % 7);
+    for (int64_t j = 0; j < t; ++j) {
+      tok[static_cast<size_t>(i * t + j)] = static_cast<int32_t>((start + stride * j) % vocab);
+      next[static_cast<size_t>(i * t + j)] = static_cast<int32_t>((start + stride * (j + 1)) % vocab);
+    }
+    cls[static_cast<size_t>(i)] = static_cast<int32_t>(stride % 2);
+  }
+  for (const ir::Value& v : g.values()) {
+    if ((v.role != ir::Role::input && v.role != ir::Role::label) || !ex.is_bound(v.id)) continue;
+    std::vector<int32_t> data(static_cast<size_t>(v.type.numel()), 0);
+    if (v.id == ids) {
+      data = tok;
+    } else if (v.role == ir::Role::label) {
+      data = v.type.numel() == n ? cls : next;
+      const int64_t classes = g.value(g.outputs.at(0)).type.shape.back();
+      for (int32_t& x : data) x = static_cast<int32_t>(x % classes);
+    } else if (v.name.find("position") != std::string::npos) {
+      for (size_t k = 0; k < data.size(); ++k) data[k] = static_cast<int32_t>(k % static_cast<size_t>(t));
+    }  // token types and anything else: zeros
+    ex.write(v.id, std::as_bytes(std::span<const int32_t>(data)));
+  }
+}
+}  // namespace
+
+bool Trainer::next_batch(Batch& b) {
+  if (!batches_) return true;
+  return batches_->next(b);
+}
+
+float Trainer::step() {
+  Batch b;
+  if (token_model_) {
+    load_tokens(*exec_, *graph_, cfg_.seed * 1000003 + step_);
+  } else {
+    if (!batches_->next(b)) {
+      batches_->reset(++epoch_);
+      batches_->next(b);
+    }
+    load_batch(b, *exec_, *graph_);
+  }
+  exec_->run_step(step_++);
+  const float loss = exec_->read_f32(graph_->loss)[0];
+  if (!std::isfinite(loss)) throw Error("the loss became ", loss, " at step ", step_, "; try a smaller --lr");
+  return loss;
+}
+
+double Trainer::evaluate() {
+  if (!eval_exec_) {
+    models::ModelConfig mc = cfg_.model_config;
+    mc.batch = cfg_.batch;
+    mc.training = false;
+    eval_graph_ = std::make_unique<ir::Graph>(models::build_model(cfg_.model, mc));
+    runtime::attach_workspaces(*eval_graph_, *backend_);
+    eval_plan_ = std::make_unique<plan::Plan>(plan::make_plan(*eval_graph_, {.policy = "default"}));
+    eval_exec_ = std::make_unique<runtime::Executor>(*eval_graph_, *eval_plan_, *backend_);
+  }
+  // The inference graph's weights (running statistics included) are the training ones.
+  for (const ir::Value& v : eval_graph_->values()) {
+    if (v.role != ir::Role::weight) continue;
+    const ValueId src = graph_->find(v.name);
+    if (src == ir::kNoValue) throw InternalError("inference graph weight " + v.name + " missing in training graph");
+    eval_exec_->write_f32(v.id, exec_->read_f32(src));
+  }
+  const ir::Graph& g = *eval_graph_;
+  const ValueId label = g.values_with_role(ir::Role::label).at(0);
+  int64_t correct = 0, total = 0;
+  auto tally = [&](int64_t valid) {
+    eval_exec_->run_step(0);
+    std::vector<int32_t> lab(static_cast<size_t>(g.value(label).type.numel()));
+    eval_exec_->read(label, std::as_writable_bytes(std::span<int32_t>(lab)));
+    auto [c, n] = count_correct(eval_exec_->read_f32(g.outputs.at(0)), lab, valid);
+    correct += c;
+    total += n;
+  };
+  if (token_model_) {
+    for (int i = 0; i < 4; ++i) {
+      load_tokens(*eval_exec_, g, 0xe7a1 + static_cast<uint64_t>(i));
+      tally(INT64_MAX);
+    }
+  } else if (test_data_) {
+    BatchIterator it(*test_data_, BatchOptions{.batch_size = cfg_.batch, .shuffle = false, .drop_last = false});
+    Batch b;
+    while (it.next(b)) {
+      load_batch(b, *eval_exec_, g);
+      const int64_t rows_per_sample = static_cast<int64_t>(g.value(label).type.numel()) / cfg_.batch;
+      tally(b.size * rows_per_sample);
+    }
+  }
+  return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;
+}
+
+TrainResult Trainer::run(std::ostream* log) {
+  TrainResult r;
+  r.planned_peak = plan_->stats.peak_device;
+  r.arena = plan_->device_arena;
+  r.budget = plan_->budget;
+  const int64_t per_epoch = cfg_.steps_per_epoch > 0
+                                ? cfg_.steps_per_epoch
+                                : (batches_ ? batches_->batches_per_epoch() : 64);
+  const int64_t first_epoch = epoch_;
+  for (int64_t e = first_epoch; e < first_epoch + cfg_.epochs; ++e) {
+    epoch_ = e;
+    if (batches_) batches_->reset(e);
+    std::unique_ptr<ProgressBar> bar;
+    if (log) bar = std::make_unique<ProgressBar>("epoch " + std::to_string(e + 1), per_epoch, *log);
+    EpochResult er;
+    er.epoch = e + 1;
+    const auto t0 = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    for (int64_t s = 0; s < per_epoch; ++s) {
+      const float loss = step();
+      r.losses.push_back(loss);
+      loss_sum += loss;
+      const ir::Graph& g = *graph_;
+      const ValueId label = g.values_with_role(ir::Role::label).at(0);
+      std::vector<int32_t> lab(static_cast<size_t>(g.value(label).type.numel()));
+      if (exec_->is_bound(g.outputs.at(0)) && exec_->is_bound(label)) {
+        exec_->read(label, std::as_writable_bytes(std::span<int32_t>(lab)));
+        auto [c, n] = count_correct(exec_->read_f32(g.outputs.at(0)), lab, INT64_MAX);
+        correct += c;
+        seen += n;
+      }
+      if (bar) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "loss %.4f  acc %5.1f%%  %6.0f img/s  peak %s", loss_sum / static_cast<double>(s + 1),
+                      seen ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0.0,
+                      static_cast<double>((s + 1) * cfg_.batch) / std::max(secs, 1e-9),
+                      human_bytes(exec_->stats().peak_device).c_str());
+        bar->update(s + 1, buf);
+      }
+    }
+    if (bar) bar->finish();
+    er.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    er.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(per_epoch, 1));
+    er.train_accuracy = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
+    er.samples_per_second = static_cast<double>(per_epoch * cfg_.batch) / std::max(er.seconds, 1e-9);
+    if (cfg_.evaluate) er.test_accuracy = evaluate();
+    if (log) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "epoch %lld: loss %.4f  train acc %.2f%%  test acc %s  %.0f img/s\n",
+                    static_cast<long long>(er.epoch), er.train_loss, 100 * er.train_accuracy,
+                    er.test_accuracy >= 0 ? (std::to_string(100 * er.test_accuracy).substr(0, 5) + "%").c_str() : "-",
+                    er.samples_per_second);
+      *log << buf << std::flush;
+    }
+    r.epochs.push_back(er);
+    epoch_ = e + 1;
+  }
+  r.peak_device = exec_->stats().peak_device;
+  if (!cfg_.save.empty()) save(cfg_.save);
+  return r;
+}
+
+std::map<std::string, std::vector<float>> Trainer::state() const {
+  std::map<std::string, std::vector<float>> s;
+  for (const ir::Value& v : graph_->values())
+    if ((v.role == ir::Role::weight || v.role == ir::Role::optimizer_state) && exec_->is_bound(v.id))
+      s[v.name] = exec_->read_f32(v.id);
+  return s;
+}
+
+void Trainer::save(const std::string& path) const {
+  Checkpoint ck;
+  ck.model = cfg_.model;
+  ck.step = static_cast<int64_t>(step_);
+  ck.epoch = epoch_;
+  ck.optimizer = std::string(ir::optimizer_name(cfg_.optim.optimizer));
+  ck.meta = {{"batch", cfg_.batch}, {"seed", cfg_.seed}};
+  for (const ir::Value& v : graph_->values()) {
+    if ((v.role != ir::Role::weight && v.role != ir::Role::optimizer_state) || !exec_->is_bound(v.id)) continue;
+    auto data = exec_->read_f32(v.id);
+    ck.tensors.push_back(make_checkpoint_tensor(v.name, v.type.shape, std::span<const float>(data)));
+  }
+  save_checkpoint(path, ck);
+}
+
+void Trainer::resume(const std::string& path) {
+  Checkpoint ck = load_checkpoint(path);
+  if (ck.model != cfg_.model)
+    throw Error("checkpoint '", path, "' is of model '", ck.model, "', not '", cfg_.model, "'");
+  for (const ir::Value& v : graph_->values()) {
+    if ((v.role != ir::Role::weight && v.role != ir::Role::optimizer_state) || !exec_->is_bound(v.id)) continue;
+    const CheckpointTensor* t = ck.find(v.name);
+    if (!t)
+      throw Error("checkpoint '", path, "' has no tensor '", v.name, "' (was it written with another --optimizer?)");
+    if (t->shape != v.type.shape || t->dtype != "f32")
+      throw Error("checkpoint '", path, "': tensor '", v.name, "' is ", t->dtype, ir::shape_str(t->shape), ", the model needs ",
+                  v.type.str());
+    exec_->write_f32(v.id, t->to_f32());
+  }
+  step_ = static_cast<uint64_t>(ck.step);
+  epoch_ = ck.epoch;
+  if (batches_) batches_->reset(epoch_);
+}
+
+}  // namespace dlmem::train

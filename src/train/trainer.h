@@ -1,0 +1,105 @@
+// Training a zoo model end to end: the training graph (model + autodiff + optimizer
+// + kernel workspaces), a plan under a policy and a budget, the executor on a backend,
+// data, evaluation, checkpoints.
+//
+//   train::TrainConfig c;  c.model = "lenet5";  c.epochs = 2;  c.budget = "40%";
+//   train::Trainer t(c);
+//   train::TrainResult r = t.run(std::cerr);   // progress bar, accuracy per epoch
+#pragma once
+
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "ir/autodiff.h"
+#include "models/zoo.h"
+#include "plan/planner.h"
+#include "runtime/executor.h"
+#include "train/dataset.h"
+
+namespace dlmem::train {
+
+struct TrainConfig {
+  std::string model = "lenet5";
+  models::ModelConfig model_config;      // batch is taken from `batch` below
+  std::string dataset = "auto";          // fashion-mnist | synthetic | auto
+  std::string data_dir;                  // fashion-mnist: default /usr/share/datasets/fashion-mnist
+  int64_t epochs = 2;
+  int64_t batch = 64;
+  int64_t steps_per_epoch = 0;           // 0: the whole dataset
+  int64_t synthetic_size = 2048;         // samples of a synthetic dataset
+  std::string budget;                    // "", "64MiB", "40%" (of the default plan's need)
+  std::string policy = "default";
+  ir::TrainOptions optim;
+  int threads = 0;
+  uint64_t seed = 42;
+  std::string save;                      // checkpoint written after training
+  std::string resume;                    // checkpoint to start from
+  bool evaluate = true;                  // test accuracy after each epoch
+  bool poison_freed = false;             // executor option (tests)
+};
+
+struct EpochResult {
+  int64_t epoch = 0;
+  double train_loss = 0;
+  double train_accuracy = 0;
+  double test_accuracy = -1;  // -1: not evaluated
+  double seconds = 0;
+  double samples_per_second = 0;
+};
+
+struct TrainResult {
+  std::vector<EpochResult> epochs;
+  std::vector<float> losses;  // every step's loss
+  uint64_t peak_device = 0;   // measured by the executor
+  uint64_t planned_peak = 0;  // predicted by the plan
+  uint64_t arena = 0;
+  uint64_t budget = 0;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainConfig config);
+  ~Trainer();
+
+  // Runs the configured epochs; progress and per-epoch lines go to `log` (nullptr: quiet).
+  TrainResult run(std::ostream* log);
+  // One training step on the next batch; returns the loss.
+  float step();
+  // Accuracy over the test split (or a held-out synthetic set).
+  double evaluate();
+
+  void save(const std::string& path) const;
+  // Every weight and optimizer state, by name (tests compare runs with this).
+  std::map<std::string, std::vector<float>> state() const;
+
+  const ir::Graph& graph() const { return *graph_; }
+  const plan::Plan& plan() const { return *plan_; }
+  const runtime::Executor& executor() const { return *exec_; }
+  uint64_t steps_done() const { return step_; }
+  const TrainConfig& config() const { return cfg_; }
+
+ private:
+  void load_batch(const Batch& b, runtime::Executor& ex, const ir::Graph& g);
+  void resume(const std::string& path);
+  bool next_batch(Batch& b);
+
+  TrainConfig cfg_;
+  std::unique_ptr<runtime::Backend> backend_;
+  std::unique_ptr<ir::Graph> graph_;
+  std::unique_ptr<plan::Plan> plan_;
+  std::unique_ptr<runtime::Executor> exec_;
+  std::unique_ptr<Dataset> train_data_, test_data_;
+  std::unique_ptr<class BatchIterator> batches_;
+  bool token_model_ = false;
+  uint64_t step_ = 0;
+  int64_t epoch_ = 0;
+  // Evaluation (built lazily): the same model in inference mode.
+  std::unique_ptr<ir::Graph> eval_graph_;
+  std::unique_ptr<plan::Plan> eval_plan_;
+  std::unique_ptr<runtime::Executor> eval_exec_;
+};
+
+}  // namespace dlmem::train

@@ -9,6 +9,7 @@ if [[ "${DLMEM_SKIP_DEPS:-0}" == "1" ]]; then exit 0; fi
 pkgs=(
   build-essential cmake pkg-config
   libdnnl-dev            # oneDNN: CPU kernels
+  ocl-icd-opencl-dev opencl-c-headers  # Debian's dnnl CMake config asks for OpenCL
   coinor-libcbc-dev      # CBC: the MILP rematerialisation planner
   nlohmann-json3-dev     # JSON for plans, reports, snapshots
   libcli11-dev           # the dlmem command line

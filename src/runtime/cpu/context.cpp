@@ -54,17 +54,16 @@ void Context::Impl::execute(const CachedPrimitive& p, std::unordered_map<int, dn
 
 Context::Context(int threads) {
   if (threads < 0)
-    throw std::invalid_argument("cpu::Context: threads must be 0 (the OpenMP default) or "
-                                "positive, got " +
-                                std::to_string(threads));
+    throw std::invalid_argument(
+        "cpu::Context: threads must be 0 (the OpenMP default) or "
+        "positive, got " +
+        std::to_string(threads));
   impl_ = std::make_unique<Impl>(threads);
 }
 
 Context::~Context() = default;
 
-int Context::threads() const {
-  return impl_->threads > 0 ? impl_->threads : omp_get_max_threads();
-}
+int Context::threads() const { return impl_->threads > 0 ? impl_->threads : omp_get_max_threads(); }
 
 Context::Impl& Context::impl() { return *impl_; }
 

@@ -6,10 +6,10 @@
 //   ctx.impl().execute(p, {{DNNL_ARG_SRC, ctx.impl().wrap(md, x)}, ...}, /*scratch=*/nullptr);
 #pragma once
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <cstddef>
 #include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 
@@ -38,6 +38,13 @@ inline dnnl::primitive_attr user_scratchpad_attr() {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attr;
+}
+
+// A user's mistake (kernels.h: a label or id out of range, an impossible shape):
+// std::invalid_argument whose message names the value and what would be valid.
+template <typename... Args>
+std::invalid_argument invalid_input(const Args&... args) {
+  return std::invalid_argument(detail::concat("cpu kernels: ", args...));
 }
 
 // Cache key: the operation name and its parameters, comma-separated.
@@ -89,8 +96,8 @@ struct Context::Impl {
   // Executes `p` with `args` plus the scratchpad: `scratch` is the caller's buffer
   // of p.scratch_bytes() (kernels with a *_scratch_bytes query), or, when
   // `use_internal` is set, the Context's own buffer (kernels without a query).
-  void execute(const CachedPrimitive& p, std::unordered_map<int, dnnl::memory> args,
-               void* scratch, bool use_internal = false);
+  void execute(const CachedPrimitive& p, std::unordered_map<int, dnnl::memory> args, void* scratch,
+               bool use_internal = false);
 
   int threads;  // as given to Context: 0 = the OpenMP default
   dnnl::engine engine;

@@ -14,12 +14,24 @@
 // value), never a hidden allocation. Each kernel with a scratchpad has a
 // `*_scratch_bytes` query that returns exactly what the primitive asks for; the caller
 // passes a pointer to at least that many bytes (nullptr is allowed when it is 0).
+// The kernels without a query (eltwise, binary, softmax, transpose, concat, slice) use
+// primitives that ask for no scratchpad on the plain layouts dlmem passes; should one
+// ever ask, the Context lends it a buffer of its own, grown on demand and kept. The
+// only other temporary outside the plan is softmax_xent_fwd's rows/64 doubles of
+// per-chunk loss sums. The scratch queries of batch and layer norm take no epsilon:
+// the scratchpad does not depend on it.
 //
 // Note [Primitive cache]: primitives are created once per distinct shape/parameter set
 // and cached in the Context (keyed by a string of the parameters), as oneDNN advises.
 //
 // Determinism: for a fixed thread count every kernel gives bit-identical results run
-// after run (no atomics, no run-to-run varying reduction order).
+// after run (no atomics, no run-to-run varying reduction order). dlmem's own loops
+// (kernels_own.cpp) give the same bits for any thread count.
+//
+// User errors (a label or id out of range, impossible shapes in infer_output(), a
+// dropout p outside [0, 1]) throw std::invalid_argument naming the value and the valid
+// range; broken invariants (a shape inconsistent with infer_output(), a missing
+// scratchpad) throw dlmem::InternalError through DLMEM_CHECK.
 #pragma once
 
 #include <cstddef>
@@ -28,8 +40,11 @@
 
 namespace dlmem::cpu {
 
-// Owns the oneDNN engine, stream and the primitive cache. Not thread-safe: one per
-// executing thread.
+// Owns the oneDNN engine (cpu, index 0), one stream and the primitive cache. Not
+// thread-safe: one per executing thread. With threads > 0 every kernel call first
+// sets the calling thread's OpenMP thread count to it (oneDNN sizes its per-thread
+// temporaries when a primitive is created, so creation and execution must agree);
+// threads() is the count in effect.
 class Context {
  public:
   explicit Context(int threads = 0);  // 0: leave the OpenMP default
@@ -75,9 +90,13 @@ struct Pool2dShape {
   int64_t oh = 0, ow = 0;         // filled by infer_output() (PyTorch's formula)
   void infer_output();
 };
-// Max pooling for training: `idx` (u8, same shape as y) is oneDNN's workspace: the
-// position of the maximum inside its window (kh*kw <= 256 required). Backward reads
-// only dy and idx.
+// Max pooling for training: `idx` (u8, same shape and NCHW layout as y) is oneDNN's
+// workspace: the position of the maximum inside its window, ry * kw + rx counted from
+// the window's padded top-left corner (kh*kw <= 256 required, else
+// std::invalid_argument). Backward reads only dy and idx.
+// Average pooling follows PyTorch, ceil_mode included: with count_include_pad a
+// window hanging over the right padding is divided by its size clipped to the padded
+// input (oneDNN divides by kh*kw; those windows are recomputed by an own loop).
 size_t max_pool2d_fwd_scratch_bytes(Context&, const Pool2dShape&);
 void max_pool2d_fwd(Context&, const Pool2dShape&, const float* x, float* y, uint8_t* idx,
                     void* scratch);
@@ -91,7 +110,7 @@ void avg_pool2d_bwd(Context&, const Pool2dShape&, const float* dy, float* dx, vo
 
 // ---- batch normalisation over (N, H, W) per channel C, NCHW ----
 // Training forward: y = gamma * (x - mean) / sqrt(var + eps) + beta with the batch's
-// mean and biased variance, written to mean/var (C each).
+// mean and biased variance, written to mean/var (C each). Backward needs no beta.
 size_t batch_norm_fwd_scratch_bytes(Context&, int64_t n, int64_t c, int64_t hw, bool training);
 void batch_norm_fwd_training(Context&, int64_t n, int64_t c, int64_t hw, float eps,
                              const float* x, const float* gamma, const float* beta, float* y,
@@ -105,6 +124,8 @@ void batch_norm_bwd(Context&, int64_t n, int64_t c, int64_t hw, float eps, const
                     float* dx, float* dgamma, float* dbeta, void* scratch);
 
 // ---- layer normalisation over the last dimension (rows x cols) ----
+// gamma, beta, dgamma, dbeta: cols each; mean, var (biased): rows each, written by the
+// forward and read by the backward.
 size_t layer_norm_fwd_scratch_bytes(Context&, int64_t rows, int64_t cols);
 void layer_norm_fwd(Context&, int64_t rows, int64_t cols, float eps, const float* x,
                     const float* gamma, const float* beta, float* y, float* mean, float* var,
@@ -140,8 +161,9 @@ void reduce_sum(Context&, int rank, const int64_t* x_dims, const int64_t* y_dims
 // ---- softmax over the last dimension ----
 void softmax_fwd(Context&, int64_t rows, int64_t cols, const float* x, float* y);
 void softmax_bwd(Context&, int64_t rows, int64_t cols, const float* dy, const float* y, float* dx);
-// x[.., T, T] (rows = leading product * T): entries above the diagonal set to -inf
-// (y may equal x). Backward zeroes the same entries of dy.
+// x is [batch, T, T] (batch = the product of the leading dims): entries above the
+// diagonal (key j > query i) set to -inf (y may equal x). Backward zeroes the same
+// entries of dy (dx may equal dy).
 void causal_mask_fwd(Context&, int64_t batch, int64_t t, const float* x, float* y);
 void causal_mask_bwd(Context&, int64_t batch, int64_t t, const float* dy, float* dx);
 
@@ -176,7 +198,7 @@ void slice(Context&, int rank, const int64_t* x_dims, int axis, int64_t start, i
 // Gradient of slice: dx = 0 everywhere, then dx[..., start:start+len, ...] += dy.
 void slice_bwd(Context&, int rank, const int64_t* x_dims, int axis, int64_t start, int64_t len,
                const float* dy, float* dx);
-void copy(Context&, size_t bytes, const void* src, void* dst);
+void copy(Context&, size_t bytes, const void* src, void* dst);  // no overlap unless equal
 void fill(Context&, int64_t n, float value, float* y);
 // y += x
 void accumulate(Context&, int64_t n, const float* x, float* y);
@@ -184,8 +206,10 @@ void accumulate(Context&, int64_t n, const float* x, float* y);
 // ---- dlmem's own kernels (no oneDNN primitive exists for these) ----
 // Dropout with a counter-based generator: element i is kept iff
 // uniform(seed, step, i) >= p, so the same (seed, step) always gives the same mask --
-// recomputation replays it bit-identically. mask is u8 (1 kept, 0 dropped);
-// y = x * mask / (1 - p). Backward: dx = dy * mask / (1 - p).
+// recomputation replays it bit-identically (splitmix64 of the element index in a
+// stream keyed by seed and step; 24-bit uniforms). mask is u8 (1 kept, 0 dropped);
+// y = x * mask * (1 / (1 - p)), and 0 for p = 1. Backward: dx = dy * mask / (1 - p).
+// p outside [0, 1] throws std::invalid_argument.
 void dropout_fwd(Context&, int64_t n, float p, uint64_t seed, uint64_t step, const float* x,
                  float* y, uint8_t* mask);
 void dropout_bwd(Context&, int64_t n, float p, const float* dy, const uint8_t* mask, float* dx);
@@ -205,14 +229,20 @@ void embedding_bwd(Context&, int64_t count, int64_t vocab, int64_t dim, const in
                    const float* dy, float* dtable);
 // SGD with momentum as PyTorch's torch.optim.SGD (dampening 0, not Nesterov):
 //   g = dw + weight_decay * w;  m = momentum * m + g  (m = g on the first step);  w -= lr * m
+// With momentum 0, w -= lr * g and m is not touched (it may be nullptr).
 void sgd_update(Context&, int64_t n, float lr, float momentum, float weight_decay,
                 bool first_step, float* w, const float* dw, float* m);
-// Adam as torch.optim.Adam (L2 weight decay added to the gradient, bias-corrected),
-// `step` counted from 1.
+// Adam as torch.optim.Adam (L2 weight decay added to the gradient, bias-corrected,
+// no amsgrad), `step` counted from 1:
+//   g = dw + weight_decay * w;  m = beta1 * m + (1 - beta1) * g;
+//   v = beta2 * v + (1 - beta2) * g^2;
+//   w -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
 void adam_update(Context&, int64_t n, float lr, float beta1, float beta2, float eps,
                  float weight_decay, int64_t step, float* w, const float* dw, float* m, float* v);
 // PyTorch's running statistics update for batch norm: running = (1-momentum)*running
-// + momentum*batch, where the variance is made unbiased with count/(count-1).
+// + momentum*batch, where the variance is made unbiased with count/(count-1); `count`
+// is n*h*w per channel and must be at least 2 (std::invalid_argument otherwise, as
+// PyTorch refuses training batch norm on one value per channel).
 void batch_norm_update_running(Context&, int64_t c, int64_t count, float momentum,
                                const float* mean, const float* var, float* running_mean,
                                float* running_var);

@@ -28,31 +28,27 @@ using Args = std::unordered_map<int, memory>;
 // A float parameter in a cache key, by its bits (std::to_string rounds to 6 decimals).
 uint32_t bits(float f) { return std::bit_cast<uint32_t>(f); }
 
-std::string invalid(const std::string& what) { return "cpu kernels: " + what; }
-
 }  // namespace
 
 // ---------------------------------------------------------------- convolution
 
 void Conv2dShape::infer_output() {
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || k <= 0 || r <= 0 || s <= 0)
-    throw std::invalid_argument(invalid(detail::concat(
-        "conv2d: sizes must be positive, got n=", n, " c=", c, " h=", h, " w=", w, " k=", k,
-        " kernel=", r, "x", s)));
+    throw invalid_input("conv2d: sizes must be positive, got n=", n, " c=", c, " h=", h, " w=", w,
+                        " k=", k, " kernel=", r, "x", s);
   if (stride_h <= 0 || stride_w <= 0 || dil_h <= 0 || dil_w <= 0 || pad_h < 0 || pad_w < 0)
-    throw std::invalid_argument(invalid(detail::concat(
+    throw invalid_input(
         "conv2d: stride and dilation must be >= 1 and padding >= 0, got stride=", stride_h, "x",
-        stride_w, " dilation=", dil_h, "x", dil_w, " padding=", pad_h, "x", pad_w)));
+        stride_w, " dilation=", dil_h, "x", dil_w, " padding=", pad_h, "x", pad_w);
   if (groups <= 0 || c % groups != 0 || k % groups != 0)
-    throw std::invalid_argument(invalid(detail::concat(
-        "conv2d: groups (", groups, ") must divide both input channels (", c,
-        ") and output channels (", k, ")")));
+    throw invalid_input("conv2d: groups (", groups, ") must divide both input channels (", c,
+                        ") and output channels (", k, ")");
   oh = (h + 2 * pad_h - dil_h * (r - 1) - 1) / stride_h + 1;
   ow = (w + 2 * pad_w - dil_w * (s - 1) - 1) / stride_w + 1;
   if (h + 2 * pad_h < dil_h * (r - 1) + 1 || w + 2 * pad_w < dil_w * (s - 1) + 1)
-    throw std::invalid_argument(invalid(detail::concat(
-        "conv2d: the dilated kernel (", dil_h * (r - 1) + 1, "x", dil_w * (s - 1) + 1,
-        ") is larger than the padded input (", h + 2 * pad_h, "x", w + 2 * pad_w, ")")));
+    throw invalid_input("conv2d: the dilated kernel (", dil_h * (r - 1) + 1, "x",
+                        dil_w * (s - 1) + 1, ") is larger than the padded input (", h + 2 * pad_h,
+                        "x", w + 2 * pad_w, ")");
 }
 
 namespace {
@@ -65,8 +61,8 @@ void check_conv_output(const Conv2dShape& s) {
 }
 
 std::string conv_key(const char* op, const Conv2dShape& s, bool has_bias) {
-  return make_key(op, s.n, s.c, s.h, s.w, s.k, s.r, s.s, s.stride_h, s.stride_w, s.pad_h,
-                  s.pad_w, s.dil_h, s.dil_w, s.groups, has_bias);
+  return make_key(op, s.n, s.c, s.h, s.w, s.k, s.r, s.s, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
+                  s.dil_h, s.dil_w, s.groups, has_bias);
 }
 
 struct ConvMds {
@@ -89,8 +85,8 @@ ConvMds conv_mds(const Conv2dShape& s) {
   return m;
 }
 
-dnnl::convolution_forward::primitive_desc conv_fwd_pd(const Context::Impl& im,
-                                                      const ConvMds& m, bool has_bias) {
+dnnl::convolution_forward::primitive_desc conv_fwd_pd(const Context::Impl& im, const ConvMds& m,
+                                                      bool has_bias) {
   using D = dnnl::convolution_forward::desc;
   const D d = has_bias ? D(prop_kind::forward_training, algorithm::convolution_direct, m.src,
                            m.weights, m.bias, m.dst, m.strides, m.dilates, m.padding, m.padding)
@@ -108,8 +104,8 @@ const CachedPrimitive& conv_fwd_prim(Context::Impl& im, const Conv2dShape& s, bo
 const CachedPrimitive& conv_bwd_data_prim(Context::Impl& im, const Conv2dShape& s) {
   return im.get(conv_key("conv_bwd_data", s, false), [&] {
     const ConvMds m = conv_mds(s);
-    dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, m.src, m.weights,
-                                            m.dst, m.strides, m.dilates, m.padding, m.padding);
+    dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, m.src, m.weights, m.dst,
+                                            m.strides, m.dilates, m.padding, m.padding);
     dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad_attr(), im.engine,
                                                        conv_fwd_pd(im, m, false));
     return cached<dnnl::convolution_backward_data>(pd);
@@ -137,8 +133,8 @@ size_t conv2d_fwd_scratch_bytes(Context& ctx, const Conv2dShape& s, bool has_bia
   return conv_fwd_prim(enter(ctx), s, has_bias).scratch_bytes();
 }
 
-void conv2d_fwd(Context& ctx, const Conv2dShape& s, const float* x, const float* w,
-                const float* b, float* y, void* scratch) {
+void conv2d_fwd(Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
+                float* y, void* scratch) {
   Context::Impl& im = enter(ctx);
   const CachedPrimitive& p = conv_fwd_prim(im, s, b != nullptr);
   const ConvMds m = conv_mds(s);
@@ -153,8 +149,8 @@ size_t conv2d_bwd_data_scratch_bytes(Context& ctx, const Conv2dShape& s) {
   return conv_bwd_data_prim(enter(ctx), s).scratch_bytes();
 }
 
-void conv2d_bwd_data(Context& ctx, const Conv2dShape& s, const float* dy, const float* w,
-                     float* dx, void* scratch) {
+void conv2d_bwd_data(Context& ctx, const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                     void* scratch) {
   Context::Impl& im = enter(ctx);
   const CachedPrimitive& p = conv_bwd_data_prim(im, s);
   const ConvMds m = conv_mds(s);
@@ -186,18 +182,16 @@ void conv2d_bwd_weight(Context& ctx, const Conv2dShape& s, const float* dy, cons
 void Pool2dShape::infer_output() {
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || kh <= 0 || kw <= 0 || stride_h <= 0 ||
       stride_w <= 0 || pad_h < 0 || pad_w < 0)
-    throw std::invalid_argument(invalid(detail::concat(
-        "pool2d: sizes, kernel and stride must be positive and padding >= 0, got n=", n,
-        " c=", c, " h=", h, " w=", w, " kernel=", kh, "x", kw, " stride=", stride_h, "x",
-        stride_w, " padding=", pad_h, "x", pad_w)));
+    throw invalid_input(
+        "pool2d: sizes, kernel and stride must be positive and padding >= 0, got n=", n, " c=", c,
+        " h=", h, " w=", w, " kernel=", kh, "x", kw, " stride=", stride_h, "x", stride_w,
+        " padding=", pad_h, "x", pad_w);
   if (pad_h > kh / 2 || pad_w > kw / 2)
-    throw std::invalid_argument(invalid(detail::concat(
-        "pool2d: padding (", pad_h, "x", pad_w, ") must be at most half the kernel (", kh,
-        "x", kw, ")")));
+    throw invalid_input("pool2d: padding (", pad_h, "x", pad_w,
+                        ") must be at most half the kernel (", kh, "x", kw, ")");
   if (h + 2 * pad_h < kh || w + 2 * pad_w < kw)
-    throw std::invalid_argument(invalid(detail::concat(
-        "pool2d: the kernel (", kh, "x", kw, ") is larger than the padded input (",
-        h + 2 * pad_h, "x", w + 2 * pad_w, ")")));
+    throw invalid_input("pool2d: the kernel (", kh, "x", kw, ") is larger than the padded input (",
+                        h + 2 * pad_h, "x", w + 2 * pad_w, ")");
   // PyTorch's pooling_output_shape: with ceil_mode the last window may hang over the
   // right padding, but must start inside the input or the left padding.
   auto out = [&](int64_t in, int64_t k, int64_t stride, int64_t pad) {
@@ -254,28 +248,26 @@ dnnl::pooling_v2_forward::primitive_desc pool_fwd_pd(const Context::Impl& im, co
 }
 
 const CachedPrimitive& pool_fwd_prim(Context::Impl& im, const Pool2dShape& s, algorithm alg) {
-  return im.get(pool_key(alg == algorithm::pooling_max ? "max_pool_fwd" : "avg_pool_fwd", s),
-                [&] { return cached<dnnl::pooling_v2_forward>(pool_fwd_pd(im, pool_mds(s), alg)); });
+  return im.get(pool_key(alg == algorithm::pooling_max ? "max_pool_fwd" : "avg_pool_fwd", s), [&] {
+    return cached<dnnl::pooling_v2_forward>(pool_fwd_pd(im, pool_mds(s), alg));
+  });
 }
 
 const CachedPrimitive& pool_bwd_prim(Context::Impl& im, const Pool2dShape& s, algorithm alg) {
-  return im.get(pool_key(alg == algorithm::pooling_max ? "max_pool_bwd" : "avg_pool_bwd", s),
-                [&] {
-                  const PoolMds m = pool_mds(s);
-                  dnnl::pooling_v2_backward::desc d(alg, m.src, m.dst, m.strides, m.kernel,
-                                                    m.dilation, m.pad_l, m.pad_r);
-                  dnnl::pooling_v2_backward::primitive_desc pd(d, user_scratchpad_attr(),
-                                                               im.engine,
-                                                               pool_fwd_pd(im, m, alg));
-                  return cached<dnnl::pooling_v2_backward>(pd);
-                });
+  return im.get(pool_key(alg == algorithm::pooling_max ? "max_pool_bwd" : "avg_pool_bwd", s), [&] {
+    const PoolMds m = pool_mds(s);
+    dnnl::pooling_v2_backward::desc d(alg, m.src, m.dst, m.strides, m.kernel, m.dilation, m.pad_l,
+                                      m.pad_r);
+    dnnl::pooling_v2_backward::primitive_desc pd(d, user_scratchpad_attr(), im.engine,
+                                                 pool_fwd_pd(im, m, alg));
+    return cached<dnnl::pooling_v2_backward>(pd);
+  });
 }
 
 void check_max_pool_kernel(const Pool2dShape& s) {
   if (s.kh * s.kw > 256)
-    throw std::invalid_argument(invalid(detail::concat(
-        "max_pool2d: the window (", s.kh, "x", s.kw, " = ", s.kh * s.kw,
-        " elements) must have at most 256 elements for the u8 index workspace")));
+    throw invalid_input("max_pool2d: the window (", s.kh, "x", s.kw, " = ", s.kh * s.kw,
+                        " elements) must have at most 256 elements for the u8 index workspace");
 }
 
 // PyTorch divides a ceil_mode window that hangs over the right padding by its size
@@ -299,8 +291,8 @@ struct Window {
 Window pytorch_window(const Pool2dShape& s, int64_t oy, int64_t ox) {
   const int64_t hs = oy * s.stride_h - s.pad_h, ws = ox * s.stride_w - s.pad_w;
   const int64_t he = std::min(hs + s.kh, s.h + s.pad_h), we = std::min(ws + s.kw, s.w + s.pad_w);
-  return {std::max<int64_t>(hs, 0), std::min(he, s.h), std::max<int64_t>(ws, 0),
-          std::min(we, s.w), (he - hs) * (we - ws)};
+  return {std::max<int64_t>(hs, 0), std::min(he, s.h), std::max<int64_t>(ws, 0), std::min(we, s.w),
+          (he - hs) * (we - ws)};
 }
 
 // Own loop over the overhanging windows only (see window_overhangs), parallel over
@@ -400,8 +392,7 @@ size_t avg_pool2d_bwd_scratch_bytes(Context& ctx, const Pool2dShape& s) {
   return pool_bwd_prim(enter(ctx), s, avg_alg(s)).scratch_bytes();
 }
 
-void avg_pool2d_bwd(Context& ctx, const Pool2dShape& s, const float* dy, float* dx,
-                    void* scratch) {
+void avg_pool2d_bwd(Context& ctx, const Pool2dShape& s, const float* dy, float* dx, void* scratch) {
   Context::Impl& im = enter(ctx);
   const CachedPrimitive& p = pool_bwd_prim(im, s, avg_alg(s));
   const PoolMds m = pool_mds(s);
@@ -418,8 +409,14 @@ namespace {
 // create (and cache) the primitive with this one.
 constexpr float kQueryEps = 1e-5f;
 
-const auto kScaleShift = dnnl::normalization_flags::use_scale |
-                             dnnl::normalization_flags::use_shift;
+const auto kScaleShift =
+    dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+
+// kShiftArgNote: with use_shift, oneDNN 2.6 lists DNNL_ARG_SHIFT among the backward
+// primitive's inputs (the argument check is shared with forward) and refuses to
+// execute without it, although the gradients do not depend on beta and the backward
+// never reads it. The kernels' signatures have no beta, so gamma -- same shape,
+// read-only -- stands in.
 
 struct BnMds {
   memory::desc data, channel;
@@ -430,9 +427,8 @@ BnMds bn_mds(int64_t n, int64_t c, int64_t hw) {
   return {plain_md({n, c, hw, 1}), plain_md({c})};
 }
 
-dnnl::batch_normalization_forward::primitive_desc bn_fwd_pd(const Context::Impl& im,
-                                                            const BnMds& m, float eps,
-                                                            bool training) {
+dnnl::batch_normalization_forward::primitive_desc bn_fwd_pd(const Context::Impl& im, const BnMds& m,
+                                                            float eps, bool training) {
   const auto flags =
       training ? kScaleShift : kScaleShift | dnnl::normalization_flags::use_global_stats;
   dnnl::batch_normalization_forward::desc d(
@@ -443,12 +439,12 @@ dnnl::batch_normalization_forward::primitive_desc bn_fwd_pd(const Context::Impl&
 const CachedPrimitive& bn_fwd_prim(Context::Impl& im, int64_t n, int64_t c, int64_t hw, float eps,
                                    bool training) {
   return im.get(make_key("bn_fwd", n, c, hw, bits(eps), training), [&] {
-    return cached<dnnl::batch_normalization_forward>(bn_fwd_pd(im, bn_mds(n, c, hw), eps, training));
+    return cached<dnnl::batch_normalization_forward>(
+        bn_fwd_pd(im, bn_mds(n, c, hw), eps, training));
   });
 }
 
-const CachedPrimitive& bn_bwd_prim(Context::Impl& im, int64_t n, int64_t c, int64_t hw,
-                                   float eps) {
+const CachedPrimitive& bn_bwd_prim(Context::Impl& im, int64_t n, int64_t c, int64_t hw, float eps) {
   return im.get(make_key("bn_bwd", n, c, hw, bits(eps)), [&] {
     const BnMds m = bn_mds(n, c, hw);
     dnnl::batch_normalization_backward::desc d(prop_kind::backward, m.data, m.data, eps,
@@ -461,8 +457,7 @@ const CachedPrimitive& bn_bwd_prim(Context::Impl& im, int64_t n, int64_t c, int6
 
 }  // namespace
 
-size_t batch_norm_fwd_scratch_bytes(Context& ctx, int64_t n, int64_t c, int64_t hw,
-                                    bool training) {
+size_t batch_norm_fwd_scratch_bytes(Context& ctx, int64_t n, int64_t c, int64_t hw, bool training) {
   return bn_fwd_prim(enter(ctx), n, c, hw, kQueryEps, training).scratch_bytes();
 }
 
@@ -512,6 +507,7 @@ void batch_norm_bwd(Context& ctx, int64_t n, int64_t c, int64_t hw, float eps, c
              {{DNNL_ARG_SRC, im.wrap(m.data, x)},
               {DNNL_ARG_DIFF_DST, im.wrap(m.data, dy)},
               {DNNL_ARG_SCALE, im.wrap(m.channel, gamma)},
+              {DNNL_ARG_SHIFT, im.wrap(m.channel, gamma)},  // see kShiftArgNote
               {DNNL_ARG_MEAN, im.wrap(m.channel, mean)},
               {DNNL_ARG_VARIANCE, im.wrap(m.channel, var)},
               {DNNL_ARG_DIFF_SRC, im.wrap(m.data, dx)},
@@ -533,8 +529,8 @@ LnMds ln_mds(int64_t rows, int64_t cols) {
   return {plain_md({rows, cols}), plain_md({rows}), plain_md({cols})};
 }
 
-dnnl::layer_normalization_forward::primitive_desc ln_fwd_pd(const Context::Impl& im,
-                                                            const LnMds& m, float eps) {
+dnnl::layer_normalization_forward::primitive_desc ln_fwd_pd(const Context::Impl& im, const LnMds& m,
+                                                            float eps) {
   dnnl::layer_normalization_forward::desc d(prop_kind::forward_training, m.data, m.stat, eps,
                                             kScaleShift);
   return {d, user_scratchpad_attr(), im.engine};
@@ -593,6 +589,7 @@ void layer_norm_bwd(Context& ctx, int64_t rows, int64_t cols, float eps, const f
              {{DNNL_ARG_SRC, im.wrap(m.data, x)},
               {DNNL_ARG_DIFF_DST, im.wrap(m.data, dy)},
               {DNNL_ARG_SCALE, im.wrap(m.channel, gamma)},
+              {DNNL_ARG_SHIFT, im.wrap(m.channel, gamma)},  // see kShiftArgNote
               {DNNL_ARG_MEAN, im.wrap(m.stat, mean)},
               {DNNL_ARG_VARIANCE, im.wrap(m.stat, var)},
               {DNNL_ARG_DIFF_SRC, im.wrap(m.data, dx)},
@@ -614,11 +611,16 @@ struct EltwiseAlg {
 // (or overwritten in place) -- see eltwise_bwd_uses_output.
 EltwiseAlg eltwise_alg(Eltwise e) {
   switch (e) {
-    case Eltwise::relu: return {algorithm::eltwise_relu_use_dst_for_bwd};
-    case Eltwise::relu6: return {algorithm::eltwise_clip_v2_use_dst_for_bwd, 0.f, 6.f};
-    case Eltwise::gelu: return {algorithm::eltwise_gelu_erf};
-    case Eltwise::tanh: return {algorithm::eltwise_tanh_use_dst_for_bwd};
-    case Eltwise::sigmoid: return {algorithm::eltwise_logistic_use_dst_for_bwd};
+    case Eltwise::relu:
+      return {algorithm::eltwise_relu_use_dst_for_bwd};
+    case Eltwise::relu6:
+      return {algorithm::eltwise_clip_v2_use_dst_for_bwd, 0.f, 6.f};
+    case Eltwise::gelu:
+      return {algorithm::eltwise_gelu_erf};
+    case Eltwise::tanh:
+      return {algorithm::eltwise_tanh_use_dst_for_bwd};
+    case Eltwise::sigmoid:
+      return {algorithm::eltwise_logistic_use_dst_for_bwd};
   }
   DLMEM_CHECK(false, "unknown Eltwise ", static_cast<int>(e));
   return {};
@@ -639,9 +641,9 @@ void eltwise_fwd(Context& ctx, Eltwise e, int64_t n, const float* x, float* y) {
   if (n == 0) return;
   Context::Impl& im = enter(ctx);
   const memory::desc md = plain_md({n});
-  const CachedPrimitive& p =
-      im.get(make_key("eltwise_fwd", static_cast<int>(e), n),
-             [&] { return cached<dnnl::eltwise_forward>(eltwise_fwd_pd(im, e, md)); });
+  const CachedPrimitive& p = im.get(make_key("eltwise_fwd", static_cast<int>(e), n), [&] {
+    return cached<dnnl::eltwise_forward>(eltwise_fwd_pd(im, e, md));
+  });
   im.execute(p, {{DNNL_ARG_SRC, im.wrap(md, x)}, {DNNL_ARG_DST, im.wrap(md, y)}}, nullptr,
              /*use_internal=*/true);
 }
@@ -677,8 +679,8 @@ void binary(Context& ctx, Binary op, int rank, const int64_t* a_dims, const int6
             const float* a, const float* b, float* y) {
   DLMEM_CHECK(rank >= 1 && rank <= DNNL_MAX_NDIMS, "binary of rank ", rank);
   for (int i = 0; i < rank; ++i)
-    DLMEM_CHECK(b_dims[i] == a_dims[i] || b_dims[i] == 1, "binary: dim ", i, " of b is ",
-                b_dims[i], ", not 1 or a's ", a_dims[i]);
+    DLMEM_CHECK(b_dims[i] == a_dims[i] || b_dims[i] == 1, "binary: dim ", i, " of b is ", b_dims[i],
+                ", not 1 or a's ", a_dims[i]);
   Context::Impl& im = enter(ctx);
   const memory::desc a_md = plain_md(to_dims(rank, a_dims)), b_md = plain_md(to_dims(rank, b_dims));
   std::string key = make_key("binary", static_cast<int>(op));
@@ -947,10 +949,10 @@ void slice(Context& ctx, int rank, const int64_t* x_dims, int axis, int64_t star
   std::string key = make_key("slice", axis, len);
   append_dims(key, rank, x_dims);
   const CachedPrimitive& p = reorder_prim(im, key, src, dst);
-  im.execute(p,
-             {{DNNL_ARG_FROM, im.wrap(src, x + start * x_strides[axis])},
-              {DNNL_ARG_TO, im.wrap(dst, y)}},
-             nullptr, /*use_internal=*/true);
+  im.execute(
+      p,
+      {{DNNL_ARG_FROM, im.wrap(src, x + start * x_strides[axis])}, {DNNL_ARG_TO, im.wrap(dst, y)}},
+      nullptr, /*use_internal=*/true);
 }
 
 }  // namespace dlmem::cpu

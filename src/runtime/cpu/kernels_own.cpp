@@ -27,8 +27,6 @@ namespace {
 // the OpenMP team costs more than the loop.
 constexpr int64_t kParallelMin = 1 << 15;
 
-std::string invalid(const std::string& what) { return "cpu kernels: " + what; }
-
 }  // namespace
 
 // ---------------------------------------------------------------- element-wise
@@ -87,8 +85,8 @@ void causal_mask_bwd(Context& ctx, int64_t batch, int64_t t, const float* dy, fl
 
 // ---------------------------------------------------------------- slice gradient
 
-void slice_bwd(Context& ctx, int rank, const int64_t* x_dims, int axis, int64_t start,
-               int64_t len, const float* dy, float* dx) {
+void slice_bwd(Context& ctx, int rank, const int64_t* x_dims, int axis, int64_t start, int64_t len,
+               const float* dy, float* dx) {
   DLMEM_CHECK(rank >= 1 && axis >= 0 && axis < rank, "slice_bwd of rank ", rank, " along ", axis);
   DLMEM_CHECK(start >= 0 && len >= 0 && start + len <= x_dims[axis], "slice_bwd [", start, ", ",
               start + len, ") of a dim of ", x_dims[axis]);
@@ -152,9 +150,7 @@ float dropout_uniform(uint64_t stream, int64_t i) {
 }
 
 void check_dropout_p(float p) {
-  if (!(p >= 0.f && p <= 1.f))
-    throw std::invalid_argument(
-        invalid(detail::concat("dropout: p must be in [0, 1], got ", p)));
+  if (!(p >= 0.f && p <= 1.f)) throw invalid_input("dropout: p must be in [0, 1], got ", p);
 }
 
 // 1 / (1 - p); p = 1 drops everything (and scales by 0, as PyTorch does).
@@ -192,8 +188,8 @@ namespace {
 void check_labels(const char* op, int64_t rows, int64_t cols, const int32_t* labels) {
   for (int64_t r = 0; r < rows; ++r)
     if (labels[r] < 0 || labels[r] >= cols)
-      throw std::invalid_argument(invalid(detail::concat(
-          op, ": label ", labels[r], " of row ", r, " is out of range [0, ", cols, ")")));
+      throw invalid_input(op, ": label ", labels[r], " of row ", r, " is out of range [0, ", cols,
+                          ")");
 }
 
 }  // namespace
@@ -254,8 +250,8 @@ namespace {
 void check_ids(const char* op, int64_t count, int64_t vocab, const int32_t* ids) {
   for (int64_t i = 0; i < count; ++i)
     if (ids[i] < 0 || ids[i] >= vocab)
-      throw std::invalid_argument(invalid(detail::concat(
-          op, ": id ", ids[i], " at position ", i, " is out of range [0, ", vocab, ")")));
+      throw invalid_input(op, ": id ", ids[i], " at position ", i, " is out of range [0, ", vocab,
+                          ")");
 }
 
 }  // namespace
@@ -335,10 +331,10 @@ void batch_norm_update_running(Context& ctx, int64_t c, int64_t count, float mom
                                const float* mean, const float* var, float* running_mean,
                                float* running_var) {
   if (count < 2)
-    throw std::invalid_argument(invalid(detail::concat(
+    throw invalid_input(
         "batch norm in training needs more than 1 value per channel (batch x height x "
         "width), got ",
-        count)));
+        count);
   enter(ctx);
   const float unbias = static_cast<float>(static_cast<double>(count) / (count - 1));
   for (int64_t i = 0; i < c; ++i) {

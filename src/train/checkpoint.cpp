@@ -262,7 +262,7 @@ Checkpoint decode_checkpoint(std::span<const std::byte> file, const std::string&
   const size_t size = file.size();
   const auto not_ours = [&](const std::string& why) {
     return Error("'", source, "' is not a dlmem checkpoint (", why,
-                 "); give a file written by save_checkpoint");
+                 "); give a checkpoint file that dlmem saved");
   };
   if (size == 0) throw not_ours("the file is empty");
   for (size_t i = 0; i < std::min(size, kMagic.size()); ++i)
@@ -300,36 +300,49 @@ Checkpoint decode_checkpoint(std::span<const std::byte> file, const std::string&
                  hex32(stored), ", computed ", hex32(crc32(file.first(size - kCrcBytes))), ")");
   };
 
+  // Note the order: a length that disagrees with the file size is reported as
+  // truncation; anything else wrong with the header is first put down to corruption
+  // when the checksum disagrees, and only otherwise reported in detail.
   json header;
+  std::string parse_error;
   {
     const auto* begin = reinterpret_cast<const char*>(file.data() + kPrefixBytes);
-    try {
-      header = json::parse(begin, begin + header_bytes);
-    } catch (const json::exception& e) {
-      if (!crc_ok()) throw checksum_error();
-      throw Error("checkpoint '", source, "' has a header that is not valid JSON (", e.what(),
-                  "); the file was not written by dlmem");
+    // nlohmann's lexer ends the input at a NUL byte, which valid JSON text never holds
+    // (a NUL in a string is written \u0000): refuse it rather than ignore what follows.
+    if (std::memchr(begin, 0, header_bytes) != nullptr) {
+      parse_error = "it contains a NUL byte";
+    } else {
+      try {
+        header = json::parse(begin, begin + header_bytes);
+      } catch (const json::exception& e) {
+        parse_error = e.what();
+      }
     }
   }
-  const HeaderReader h(source);
-  if (!header.is_object()) {
-    if (!crc_ok()) throw checksum_error();
-    h.fail("the header is not a JSON object");
-  }
-  const uint64_t data_bytes = h.u64(h.field(header, "data_bytes", "the header"), "\"data_bytes\"");
   const uint64_t room = size - kMinFileBytes - header_bytes;  // what the file has for data
-  if (data_bytes != room) {
-    if (data_bytes > room)
-      throw Error("checkpoint '", source, "' is truncated: expected ",
-                  data_bytes > std::numeric_limits<uint64_t>::max() - kMinFileBytes - header_bytes
-                      ? std::string("more than 2^64")
-                      : std::to_string(kMinFileBytes + header_bytes + data_bytes),
-                  " bytes, file has ", size);
-    throw Error("checkpoint '", source, "' has ", size, " bytes but its header describes ",
-                kMinFileBytes + header_bytes + data_bytes,
-                "; the file is corrupt or has data appended");
+  if (parse_error.empty() && header.is_object()) {
+    const auto it = header.find("data_bytes");
+    if (it != header.end() && it->is_number_unsigned() && it->get<uint64_t>() != room) {
+      const uint64_t data_bytes = it->get<uint64_t>();
+      if (data_bytes > room)
+        throw Error("checkpoint '", source, "' is truncated: expected ",
+                    data_bytes > std::numeric_limits<uint64_t>::max() - kMinFileBytes - header_bytes
+                        ? std::string("more than 2^64")
+                        : std::to_string(kMinFileBytes + header_bytes + data_bytes),
+                    " bytes, file has ", size);
+      throw Error("checkpoint '", source, "' has ", size, " bytes but its header describes ",
+                  kMinFileBytes + header_bytes + data_bytes,
+                  "; the file is corrupt or has data appended");
+    }
   }
   if (!crc_ok()) throw checksum_error();
+  if (!parse_error.empty())
+    throw Error("checkpoint '", source, "' has a header that is not valid JSON (", parse_error,
+                "); the file was not written by dlmem");
+  const HeaderReader h(source);
+  if (!header.is_object()) h.fail("the header is not a JSON object");
+  const uint64_t data_bytes = h.u64(h.field(header, "data_bytes", "the header"), "\"data_bytes\"");
+  DLMEM_CHECK(data_bytes == room, "data_bytes was compared with the file size above");
 
   Checkpoint ck;
   try {

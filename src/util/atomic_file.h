@@ -9,6 +9,7 @@
 // (rename() is atomic only within one file system), is fsync()ed, renamed over
 // <path>, and then the directory is fsync()ed so the rename itself survives a power
 // cut. On any failure the temporary file is removed and the target is untouched.
+// A symbolic link at <path> is replaced by a regular file, not followed.
 // The pid keeps two processes that write the same path from clobbering each other's
 // temporary file; two threads of one process must not write the same path at once.
 #pragma once

@@ -175,7 +175,8 @@ uint64_t parse_bytes(std::string_view text) {
 
 uint64_t Budget::resolve(uint64_t reference_bytes) const {
   if (!is_fraction) return bytes;
-  const long double v = std::floor(static_cast<long double>(reference_bytes) * fraction);
+  // Nearest, not floor: 0.29 is stored as 0.28999..., and 29% of 100 bytes is 29.
+  const long double v = std::round(static_cast<long double>(reference_bytes) * fraction);
   if (v >= static_cast<long double>(reference_bytes)) return reference_bytes;
   return v <= 0 ? 0 : static_cast<uint64_t>(v);
 }

@@ -35,7 +35,7 @@ struct Budget {
   double fraction = 0.0;  // in (0, 1] when is_fraction
   bool is_fraction = false;
 
-  // bytes, or fraction * reference_bytes rounded down.
+  // bytes, or fraction * reference_bytes rounded to the nearest byte.
   uint64_t resolve(uint64_t reference_bytes) const;
 };
 

@@ -40,7 +40,7 @@ std::string ProgressBar::line() const {
     const int filled = std::clamp(static_cast<int>(frac * width), 0, width);
     s += " [" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
     char pct[16];
-    std::snprintf(pct, sizeof pct, "%4d%%", static_cast<int>(std::floor(frac * 100)));
+    std::snprintf(pct, sizeof pct, "%3d%%", static_cast<int>(std::floor(frac * 100)));
     s += " ";
     s += pct;
     s += "  " + std::to_string(done_) + "/" + std::to_string(total_);

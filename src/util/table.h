@@ -6,7 +6,7 @@
 //   t.add_row({"fc.bias", human_bytes(40)});
 //   std::cout << t.str();
 //
-//   tensor        bytes
+//   tensor           bytes
 //   ------------  --------
 //   conv1.weight  1.69 KiB
 //   fc.bias           40 B
@@ -26,9 +26,12 @@ namespace dlmem {
 
 enum class Align { Auto, Left, Right };
 
+// Implicit from text so that Table({"name", {"bytes", Align::Right}}) reads naturally.
 struct Column {
-  Column(std::string header, Align align = Align::Auto)  // NOLINT: implicit on purpose
+  Column(std::string header, Align align = Align::Auto)  // NOLINT(google-explicit-constructor)
       : header(std::move(header)), align(align) {}
+  Column(const char* header, Align align = Align::Auto)  // NOLINT(google-explicit-constructor)
+      : header(header), align(align) {}
   std::string header;
   Align align;
 };

@@ -5,6 +5,8 @@
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/format.h"
+#include "util/table.h"
+#include <algorithm>
 
 namespace dlmem::cli {
 
@@ -16,6 +18,25 @@ struct TrainArgs {
   double lr = -1;
   bool json = false;
 };
+
+// The nodes that took longest, summed over all steps run.
+void print_profile(const train::Trainer& t, std::ostream& os) {
+  const auto& secs = t.node_seconds();
+  std::vector<ir::NodeId> order(secs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<ir::NodeId>(i);
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return secs[static_cast<size_t>(a)] > secs[static_cast<size_t>(b)]; });
+  double total = 0;
+  for (double s : secs) total += s;
+  const double steps = static_cast<double>(std::max<uint64_t>(t.steps_done(), 1));
+  Table tab({{"node", Align::Left}, {"op", Align::Left}, {"per step", Align::Right}, {"share", Align::Right}});
+  for (size_t i = 0; i < std::min<size_t>(order.size(), 15); ++i) {
+    const ir::Node& n = t.graph().node(order[i]);
+    const double s = secs[static_cast<size_t>(order[i])];
+    tab.add_row({n.name, std::string(ir::op_name(n.op)), human_duration(s / steps),
+                 std::to_string(100.0 * s / std::max(total, 1e-12)).substr(0, 4) + "%"});
+  }
+  os << "\nslowest nodes (kernel time " << human_duration(total / steps) << " per step):\n" << tab.str();
+}
 
 int run(TrainArgs& a) {
   train::TrainConfig& c = a.cfg;
@@ -49,6 +70,7 @@ int run(TrainArgs& a) {
               << " planned, arena " << human_bytes(r.arena) << "\n";
     if (!c.save.empty()) std::cerr << "saved " << c.save << "\n";
   }
+  if (c.profile) print_profile(t, std::cerr);
   return 0;
 }
 
@@ -74,6 +96,7 @@ std::function<int()> add_train(CLI::App& app) {
   cmd->add_option("--resume", c.resume, "start from a checkpoint");
   cmd->add_flag("!--no-eval", c.evaluate, "skip test accuracy");
   cmd->add_flag("--json", a->json, "print the result as one JSON object (no progress bar)");
+  cmd->add_flag("--profile", c.profile, "time every instruction; print the slowest nodes");
   return [a] { return run(*a); };
 }
 

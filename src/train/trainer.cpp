@@ -80,7 +80,9 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
   }
   plan_ = std::make_unique<plan::Plan>(plan::make_plan(*graph_, {.policy = cfg_.policy, .budget = budget}));
   exec_ = std::make_unique<runtime::Executor>(*graph_, *plan_, *backend_,
-                                              runtime::ExecOptions{.poison_freed = cfg_.poison_freed});
+                                              runtime::ExecOptions{.poison_freed = cfg_.poison_freed,
+                                                                   .time_instructions = cfg_.profile});
+  node_seconds_.assign(static_cast<size_t>(graph_->num_nodes()), 0.0);
   init_weights(*exec_, *graph_, cfg_.seed);
 
   // Data.
@@ -138,7 +140,8 @@ void Trainer::load_batch(const Batch& b, runtime::Executor& ex, const ir::Graph&
 // learnable; labels are the next tokens (language models) or the stride's parity
 // (classifiers).
 namespace {
-void load_tokens(runtime::Executor& ex, const ir::Graph& g, uint64_t seed) {
+std::vector<int32_t> load_tokens(runtime::Executor& ex, const ir::Graph& g, uint64_t seed) {
+  std::vector<int32_t> labels;
   std::mt19937_64 rng(seed);
   const ValueId ids = g.find("ids");
   if (ids == ir::kNoValue) throw Error("token model without an 'ids' input");
@@ -164,11 +167,13 @@ void load_tokens(runtime::Executor& ex, const ir::Graph& g, uint64_t seed) {
       data = v.type.numel() == n ? cls : next;
       const int64_t classes = g.value(g.outputs.at(0)).type.shape.back();
       for (int32_t& x : data) x = static_cast<int32_t>(x % classes);
+      labels = data;
     } else if (v.name.find("position") != std::string::npos) {
       for (size_t k = 0; k < data.size(); ++k) data[k] = static_cast<int32_t>(k % static_cast<size_t>(t));
     }  // token types and anything else: zeros
     ex.write(v.id, std::as_bytes(std::span<const int32_t>(data)));
   }
+  return labels;
 }
 }  // namespace
 
@@ -180,15 +185,23 @@ bool Trainer::next_batch(Batch& b) {
 float Trainer::step() {
   Batch b;
   if (token_model_) {
-    load_tokens(*exec_, *graph_, cfg_.seed * 1000003 + step_);
+    last_labels_ = load_tokens(*exec_, *graph_, cfg_.seed * 1000003 + step_);
   } else {
     if (!batches_->next(b)) {
       batches_->reset(++epoch_);
       batches_->next(b);
     }
     load_batch(b, *exec_, *graph_);
+    last_labels_ = b.labels;
   }
   exec_->run_step(step_++);
+  if (cfg_.profile) {
+    const auto& secs = exec_->stats().instr_seconds;
+    for (size_t i = 0; i < secs.size(); ++i) {
+      const plan::Instr& in = plan_->program[i];
+      if (in.kind == plan::InstrKind::compute) node_seconds_[static_cast<size_t>(in.node)] += secs[i];
+    }
+  }
   const float loss = exec_->read_f32(graph_->loss)[0];
   if (!std::isfinite(loss)) throw Error("the loss became ", loss, " at step ", step_, "; try a smaller --lr");
   return loss;
@@ -214,18 +227,16 @@ double Trainer::evaluate() {
   const ir::Graph& g = *eval_graph_;
   const ValueId label = g.values_with_role(ir::Role::label).at(0);
   int64_t correct = 0, total = 0;
-  auto tally = [&](int64_t valid) {
+  // Labels are read from the host copy: the plan frees the device copy after use.
+  auto tally = [&](const std::vector<int32_t>& lab, int64_t valid) {
     eval_exec_->run_step(0);
-    std::vector<int32_t> lab(static_cast<size_t>(g.value(label).type.numel()));
-    eval_exec_->read(label, std::as_writable_bytes(std::span<int32_t>(lab)));
     auto [c, n] = count_correct(eval_exec_->read_f32(g.outputs.at(0)), lab, valid);
     correct += c;
     total += n;
   };
   if (token_model_) {
     for (int i = 0; i < 4; ++i) {
-      load_tokens(*eval_exec_, g, 0xe7a1 + static_cast<uint64_t>(i));
-      tally(INT64_MAX);
+      tally(load_tokens(*eval_exec_, g, 0xe7a1 + static_cast<uint64_t>(i)), INT64_MAX);
     }
   } else if (test_data_) {
     BatchIterator it(*test_data_, BatchOptions{.batch_size = cfg_.batch, .shuffle = false, .drop_last = false});
@@ -233,7 +244,9 @@ double Trainer::evaluate() {
     while (it.next(b)) {
       load_batch(b, *eval_exec_, g);
       const int64_t rows_per_sample = static_cast<int64_t>(g.value(label).type.numel()) / cfg_.batch;
-      tally(b.size * rows_per_sample);
+      std::vector<int32_t> lab = b.labels;
+      lab.resize(static_cast<size_t>(g.value(label).type.numel()), 0);
+      tally(lab, b.size * rows_per_sample);
     }
   }
   return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;
@@ -263,11 +276,8 @@ TrainResult Trainer::run(std::ostream* log) {
       r.losses.push_back(loss);
       loss_sum += loss;
       const ir::Graph& g = *graph_;
-      const ValueId label = g.values_with_role(ir::Role::label).at(0);
-      std::vector<int32_t> lab(static_cast<size_t>(g.value(label).type.numel()));
-      if (exec_->is_bound(g.outputs.at(0)) && exec_->is_bound(label)) {
-        exec_->read(label, std::as_writable_bytes(std::span<int32_t>(lab)));
-        auto [c, n] = count_correct(exec_->read_f32(g.outputs.at(0)), lab, INT64_MAX);
+      if (exec_->is_bound(g.outputs.at(0))) {
+        auto [c, n] = count_correct(exec_->read_f32(g.outputs.at(0)), last_labels_, INT64_MAX);
         correct += c;
         seen += n;
       }

@@ -39,6 +39,7 @@ struct TrainConfig {
   std::string resume;                    // checkpoint to start from
   bool evaluate = true;                  // test accuracy after each epoch
   bool poison_freed = false;             // executor option (tests)
+  bool profile = false;                  // time every instruction (see Trainer::profile())
 };
 
 struct EpochResult {
@@ -80,6 +81,8 @@ class Trainer {
   const runtime::Executor& executor() const { return *exec_; }
   uint64_t steps_done() const { return step_; }
   const TrainConfig& config() const { return cfg_; }
+  // With TrainConfig::profile: seconds per node summed over the steps run, by node.
+  const std::vector<double>& node_seconds() const { return node_seconds_; }
 
  private:
   void load_batch(const Batch& b, runtime::Executor& ex, const ir::Graph& g);
@@ -94,6 +97,8 @@ class Trainer {
   std::unique_ptr<Dataset> train_data_, test_data_;
   std::unique_ptr<class BatchIterator> batches_;
   bool token_model_ = false;
+  std::vector<int32_t> last_labels_;  // the labels of the last training batch (host copy)
+  std::vector<double> node_seconds_;
   uint64_t step_ = 0;
   int64_t epoch_ = 0;
   // Evaluation (built lazily): the same model in inference mode.

@@ -2,33 +2,54 @@
 
 #include <chrono>
 
-#include "analysis/liveness.h"
 #include "analysis/memory.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace dlmem::plan {
 
-std::vector<PolicyInfo> known_policies() {
-  return {
-      {"default", "compute in order, free every buffer after its last use, static placement"},
+Plan plan_default(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest&, uint64_t) {
+  return make_default_plan(g, live);
+}
+
+const std::vector<PolicyInfo>& known_policies() {
+  // One line per policy; each family's planners live in their own folder.
+  static const std::vector<PolicyInfo> policies = {
+      {"default", "compute in order, free every buffer after its last use, static placement", plan_default},
   };
+  return policies;
 }
 
 Plan make_plan(const ir::Graph& g, const PlanRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
-  const analysis::Liveness live = analysis::compute_liveness(g, analysis::default_schedule(g));
-  Plan p;
-  if (req.policy == "default") {
-    p = make_default_plan(g, live, {.budget = req.budget});
-  } else {
+  const PolicyInfo* policy = nullptr;
+  for (const PolicyInfo& p : known_policies())
+    if (p.name == req.policy) policy = &p;
+  if (!policy) {
     std::string names;
     for (const PolicyInfo& i : known_policies()) names += (names.empty() ? "" : ", ") + i.name;
     throw Error("unknown policy '", req.policy, "'; known policies: ", names);
   }
-  p.policy = req.policy;
-  p.budget = req.budget;
-  place(p, req.placement);
-  p.stats.lower_bound = analysis::memory_report(g, live).lower_bound;
+  const analysis::Liveness live = analysis::compute_liveness(g, analysis::default_schedule(g));
+  const uint64_t lower_bound = analysis::memory_report(g, live).lower_bound;
+
+  uint64_t target = req.budget;
+  Plan p;
+  for (int attempt = 0;; ++attempt) {
+    p = policy->fn(g, live, req, target);
+    p.policy = req.policy;
+    p.budget = req.budget;
+    compute_lifetimes(p);
+    compute_stats(g, p);
+    place(p, req.placement);
+    if (req.budget == 0 || p.device_arena <= req.budget || attempt == 4) break;
+    // Note [Budget and placement]: lower the max-live target by the placement excess.
+    const uint64_t excess = p.device_arena - req.budget;
+    const uint64_t reached = std::min(target, p.stats.peak_device);
+    if (reached <= excess + lower_bound / 2) break;
+    target = reached - excess;
+  }
+  p.stats.lower_bound = lower_bound;
   p.stats.plan_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   validate(g, p);
   return p;

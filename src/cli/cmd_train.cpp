@@ -79,6 +79,7 @@ int run(TrainArgs& a) {
 std::function<int()> add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a zoo model on the cpu backend");
   auto a = std::make_shared<TrainArgs>();
+  a->model.optimizer = "adam";  // train's default: Adam, lr 1e-3
   a->model.add(*cmd, 64);
   auto& c = a->cfg;
   cmd->add_option("--dataset", c.dataset, "fashion-mnist | synthetic | auto")->capture_default_str();

@@ -4,7 +4,7 @@
 namespace dlmem::cli {
 
 void ModelArgs::add(CLI::App& app, int64_t default_batch) {
-  batch = default_batch;
+  batch = default_batch;  // `optimizer` keeps the default the command set
   app.add_option("--model,-m", model, "zoo model (see 'dlmem models')")->capture_default_str();
   app.add_option("--batch,-b", batch, "mini-batch size")->capture_default_str();
   app.add_option("--image-size", image_size, "input height and width (0: the model's standard)");

@@ -4,10 +4,12 @@
 #include "cli/commands.h"
 #include "plan/json.h"
 #include "plan/planner.h"
+#include "plan/share/inplace.h"
 #include "runtime/backend.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/format.h"
+#include "util/svg_plot.h"
 #include "util/table.h"
 
 namespace dlmem::cli {
@@ -20,7 +22,38 @@ struct PlanArgs {
   std::string budget;
   bool json = false;
   std::string out;
+  std::string plot;
+  std::string device = "host";
 };
+
+// Resident device bytes by role over the program, as an SVG stacked area chart.
+void write_plot(const ir::Graph& g, const plan::Plan& p, const PlanArgs& a) {
+  StackedSeries s;
+  s.title = a.model.model + " batch " + std::to_string(a.model.batch) + ", policy " + p.policy +
+            ": resident device memory by role";
+  s.x_label = "instruction";
+  s.y_label = "resident bytes";
+  std::vector<int> roles;
+  const auto live = plan::resident_by_role(p);
+  for (int r = 0; r < ir::kNumRoles; ++r) {
+    bool any = false;
+    for (const auto& row : live) any = any || row[static_cast<size_t>(r)] > 0;
+    if (any) {
+      roles.push_back(r);
+      s.names.emplace_back(ir::role_name(static_cast<ir::Role>(r)));
+    }
+  }
+  for (const auto& row : live) {
+    std::vector<uint64_t> v;
+    for (int r : roles) v.push_back(row[static_cast<size_t>(r)]);
+    s.values.push_back(std::move(v));
+  }
+  s.lines.emplace_back("arena", p.device_arena);
+  if (p.budget) s.lines.emplace_back("budget", p.budget);
+  (void)g;
+  const std::string svg = stacked_area_svg(s);
+  write_file_atomic(a.plot, std::as_bytes(std::span<const char>(svg.data(), svg.size())));
+}
 
 int run(const PlanArgs& a) {
   ir::Graph g = models::build_model(a.model.model, a.model.config(true));
@@ -35,10 +68,18 @@ int run(const PlanArgs& a) {
     Budget b = parse_budget(a.budget);
     budget = b.is_fraction ? b.resolve(plan::make_plan(g, {.policy = "default"}).device_arena) : b.bytes;
   }
-  plan::Plan p = plan::make_plan(g, {.policy = a.policy, .budget = budget});
+  plan::Plan p = plan::make_plan(g, {.policy = a.policy, .budget = budget, .device = a.device});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
+  const plan::InplaceStats inplace = plan::count_inplace(g, p);
+  if (!a.plot.empty()) write_plot(g, p, a);
   if (!a.out.empty()) {
-    const std::string text = plan::to_json(g, p).dump(1);
+    nlohmann::json pj = plan::to_json(g, p);
+    // Note [Plan files and graphs] (cmd_simulate.cpp): what rebuilds the graph.
+    pj["model"] = {{"name", a.model.model},         {"batch", a.model.batch},
+                   {"image_size", a.model.image_size}, {"seq_len", a.model.seq_len},
+                   {"num_classes", a.model.num_classes}, {"optimizer", a.model.optimizer},
+                   {"device", a.device}};
+    const std::string text = pj.dump(1);
     write_file_atomic(a.out, std::as_bytes(std::span<const char>(text.data(), text.size())));
   }
   if (a.json) {
@@ -46,6 +87,8 @@ int run(const PlanArgs& a) {
     j["model"] = a.model.model;
     j["batch"] = a.model.batch;
     j["arena_over_max_live"] = ratio;
+    j["inplace_writes"] = inplace.writes;
+    j["inplace_bytes"] = inplace.bytes;
     if (!a.out.empty()) j["out"] = a.out;
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -56,6 +99,9 @@ int run(const PlanArgs& a) {
   t.add_row({"max live (lower bound of placement)", human_bytes(p.stats.peak_device),
              "arena / max live = " + std::to_string(ratio).substr(0, 5)});
   t.add_row({"no reuse (sum of buffers)", human_bytes(p.stats.no_reuse), ""});
+  if (inplace.writes)
+    t.add_row({"written in place", human_bytes(inplace.bytes),
+               std::to_string(inplace.writes) + " outputs over a dying input"});
   t.add_row({"largest-op lower bound", human_bytes(p.stats.lower_bound), "no policy goes below"});
   if (p.budget) t.add_row({"budget", human_bytes(p.budget), "fits"});
   if (p.host_arena) t.add_row({"host arena", human_bytes(p.host_arena), "swapped bytes"});
@@ -68,6 +114,7 @@ int run(const PlanArgs& a) {
               << "% of the step)";
   std::cout << "\n";
   if (!a.out.empty()) std::cout << "wrote " << a.out << "\n";
+  if (!a.plot.empty()) std::cout << "wrote " << a.plot << "\n";
   return 0;
 }
 
@@ -83,6 +130,9 @@ std::function<int()> add_plan(CLI::App& app) {
   cmd->add_option("--budget", a->budget, "device bytes (e.g. 4GiB) or a share of the default plan's need (40%)");
   cmd->add_flag("--json", a->json, "one JSON object");
   cmd->add_option("--out,-o", a->out, "write the plan as JSON (atomically)");
+  cmd->add_option("--device,-d", a->device, "device profile the swap planners simulate on (v100-16gb, h100-80gb, host, file.json)")
+      ->capture_default_str();
+  cmd->add_option("--plot", a->plot, "write resident memory over the program as an SVG chart");
   return [a] { return run(*a); };
 }
 

@@ -55,29 +55,42 @@ void compute_lifetimes(Plan& p) {
     if (b.begin < 0) b.begin = b.end = 0;  // never used: occupies nothing
 }
 
-void compute_stats(const ir::Graph& g, Plan& p) {
-  PlanStats& s = p.stats;
-  const double plan_seconds = s.plan_seconds;
-  const uint64_t lower_bound = s.lower_bound;
-  s = PlanStats{};
-  s.plan_seconds = plan_seconds;
-  s.lower_bound = lower_bound;
+std::vector<analysis::RoleBytes> resident_by_role(const Plan& p) {
   const size_t n = p.program.size();
   std::vector<analysis::RoleBytes> delta(n + 1, analysis::RoleBytes{});
   for (const Buffer& b : p.buffers) {
     if (b.space != Space::device || b.begin >= b.end) continue;
-    s.no_reuse += b.bytes;
     delta[static_cast<size_t>(b.begin)][static_cast<size_t>(b.role)] += b.bytes;
     delta[static_cast<size_t>(b.end)][static_cast<size_t>(b.role)] -= b.bytes;
   }
+  std::vector<analysis::RoleBytes> out(n);
   analysis::RoleBytes cur{};
   for (size_t i = 0; i < n; ++i) {
     for (size_t r = 0; r < cur.size(); ++r) cur[r] += delta[i][r];
-    const uint64_t t = analysis::total(cur);
+    out[i] = cur;
+  }
+  return out;
+}
+
+void compute_stats(const ir::Graph& g, Plan& p) {
+  // Only the figures derived here are reset: planners may have set others (a solver's
+  // objective and gap, the planning time, the lower bound).
+  PlanStats& s = p.stats;
+  s.peak_device = 0;
+  s.peak_instr = -1;
+  s.peak_by_role = {};
+  s.no_reuse = 0;
+  s.flops = s.extra_flops = 0;
+  s.bytes_to_host = s.bytes_to_device = 0;
+  for (const Buffer& b : p.buffers)
+    if (b.space == Space::device && b.begin < b.end) s.no_reuse += b.bytes;
+  const std::vector<analysis::RoleBytes> live = resident_by_role(p);
+  for (size_t i = 0; i < live.size(); ++i) {
+    const uint64_t t = analysis::total(live[i]);
     if (t > s.peak_device || s.peak_instr < 0) {
       s.peak_device = t;
       s.peak_instr = static_cast<int>(i);
-      s.peak_by_role = cur;
+      s.peak_by_role = live[i];
     }
   }
   for (const Instr& in : p.program) {

@@ -73,6 +73,11 @@ struct PlanStats {
   double extra_flops = 0;                // recomputations only
   uint64_t bytes_to_host = 0, bytes_to_device = 0;
   double plan_seconds = 0;
+  // Planners that solve an optimisation problem (recompute:milp): the objective of the
+  // plan found and the solver's proven bound, in the planner's cost unit (FLOPs), and
+  // how the solve ended ("optimal", "time limit", ...). Empty status: no solver ran.
+  double solver_objective = 0, solver_bound = 0;
+  std::string solver_status;
 };
 
 struct Plan {
@@ -98,6 +103,9 @@ struct Plan {
 // Recomputes every buffer's [begin, end) from the program, then the statistics.
 void compute_lifetimes(Plan&);
 void compute_stats(const ir::Graph&, Plan&);
+// Resident device bytes by role at every instruction (from the buffers' lifetimes):
+// the memory-over-time picture (`dlmem plan --plot`).
+std::vector<analysis::RoleBytes> resident_by_role(const Plan&);
 
 struct DefaultPlanOptions {
   uint64_t budget = 0;

@@ -1,0 +1,223 @@
+// Reduced precision for stashed activations: fp16, bf16 and fp8-e4m3 -- Gist's delayed
+// precision reduction (Jain et al., ISCA 2018, Sec. 4.3): the forward pass computes in
+// f32 and only the copy kept for the backward pass is narrowed. Lossy: opt-in only.
+//   fp16      IEEE binary16, round to nearest even; overflow -> Inf; NaN stays NaN.
+//   bf16      the upper half of an f32, round to nearest even; NaN stays NaN.
+//   fp8-e4m3  OCP FP8 E4M3 ("e4m3fn": bias 7, no infinities, max 448), round to nearest
+//             even, saturating: |x| >= 448 -> 448 (as NVIDIA's satfinite); NaN and
+//             +-Inf -> NaN (the format has no Inf).
+// Signs are kept (also of zeros). The portable and AVX2 (F16C) paths give the same bytes.
+#include <bit>
+#include <cstring>
+
+#include "codec/detail.h"
+#include "util/error.h"
+
+namespace dlmem::codec::detail {
+
+namespace {
+
+// ------------------------------------------------------------------ fp16
+// After F. Giesen's float_to_half_fast3_rtne / half_to_float (public domain).
+inline uint16_t f32_to_f16(float f) {
+  uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t sign = u & 0x80000000u;
+  u ^= sign;
+  uint16_t o;
+  if (u >= (127u + 16u) << 23) {  // >= 65536, Inf or NaN
+    o = u > 0x7F800000u ? static_cast<uint16_t>(0x7E00u | ((u >> 13) & 0x3FFu)) : uint16_t{0x7C00};
+  } else if (u < 113u << 23) {  // below 2^-14: subnormal half or zero
+    const float magic = std::bit_cast<float>(((127u - 15u) + (23u - 10u) + 1u) << 23);
+    o = static_cast<uint16_t>(std::bit_cast<uint32_t>(std::bit_cast<float>(u) + magic) - std::bit_cast<uint32_t>(magic));
+  } else {
+    const uint32_t odd = (u >> 13) & 1u;
+    u += ((15u - 127u) << 23) + 0xFFFu + odd;
+    o = static_cast<uint16_t>(u >> 13);  // a carry into exponent 31 gives Inf
+  }
+  return static_cast<uint16_t>(o | (sign >> 16));
+}
+
+inline float f16_to_f32(uint16_t h) {
+  const uint32_t shifted_exp = 0x7C00u << 13;
+  uint32_t o = (h & 0x7FFFu) << 13;
+  const uint32_t exp = shifted_exp & o;
+  o += (127u - 15u) << 23;
+  if (exp == shifted_exp) {
+    o += (128u - 16u) << 23;  // Inf / NaN
+  } else if (exp == 0) {      // zero / subnormal: renormalise
+    o += 1u << 23;
+    o = std::bit_cast<uint32_t>(std::bit_cast<float>(o) - std::bit_cast<float>(113u << 23));
+  }
+  return std::bit_cast<float>(o | (static_cast<uint32_t>(h & 0x8000u) << 16));
+}
+
+// ------------------------------------------------------------------ bf16
+[[gnu::always_inline]] inline uint16_t f32_to_bf16(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = (u >> 16) | 0x40u;  // quiet, keeps the sign and the top payload
+  return static_cast<uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+}
+
+[[gnu::always_inline]] inline void bf16_encode_loop(const float* src, uint64_t n, uint16_t* dst) {
+  for (uint64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+[[gnu::always_inline]] inline void bf16_decode_loop(const uint16_t* src, uint64_t n, float* dst) {
+  for (uint64_t i = 0; i < n; ++i) dst[i] = std::bit_cast<float>(static_cast<uint32_t>(src[i]) << 16);
+}
+
+// ------------------------------------------------------------------ fp8-e4m3
+[[gnu::always_inline]] inline uint8_t f32_to_e4m3(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t sign = (u >> 24) & 0x80u;
+  const uint32_t ax = u & 0x7FFFFFFFu;
+  const float a = std::bit_cast<float>(ax);
+  // Normal results (|x| >= 2^-6): round the mantissa to 3 bits, rebias 127 -> 7.
+  const uint32_t r = ax + 0x7FFFFu + ((ax >> 20) & 1u);
+  const uint32_t normal = (((r >> 23) - 120u) << 3) | ((r >> 20) & 7u);
+  // Subnormal results: round(|x| * 2^9) to an integer 0..8 (8 is the smallest normal).
+  const uint32_t sub = std::bit_cast<uint32_t>(a * 512.0f + 8388608.0f) - 0x4B000000u;
+  uint32_t code = ax < 0x3C800000u ? sub : normal;  // 2^-6
+  code = ax >= 0x43E00000u ? 0x7Eu : code;          // >= 448: saturate
+  code = ax >= 0x7F800000u ? 0x7Fu : code;          // Inf, NaN
+  return static_cast<uint8_t>(sign | code);
+}
+
+struct E4m3Table {
+  float v[256];
+};
+constexpr E4m3Table make_e4m3_table() {
+  E4m3Table t{};
+  for (uint32_t c = 0; c < 256; ++c) {
+    const uint32_t s = (c & 0x80u) << 24, e = (c >> 3) & 15u, m = c & 7u;
+    float mag;
+    if (e == 15 && m == 7) mag = std::bit_cast<float>(0x7FC00000u);
+    else if (e == 0) mag = static_cast<float>(m) * (1.0f / 512.0f);
+    else mag = std::bit_cast<float>(((e + 120u) << 23) | (m << 20));
+    t.v[c] = std::bit_cast<float>(std::bit_cast<uint32_t>(mag) | s);
+  }
+  return t;
+}
+constexpr E4m3Table kE4m3 = make_e4m3_table();
+
+[[gnu::always_inline]] inline void e4m3_encode_loop(const float* src, uint64_t n, uint8_t* dst) {
+  for (uint64_t i = 0; i < n; ++i) dst[i] = f32_to_e4m3(src[i]);
+}
+
+#if DLMEM_CODEC_X86
+DLMEM_AVX2 void fp16_encode_avx2(const float* src, uint64_t n, uint16_t* dst) {
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+DLMEM_AVX2 void fp16_decode_avx2(const uint16_t* src, uint64_t n, float* dst) {
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+DLMEM_AVX2 void bf16_encode_avx2(const float* src, uint64_t n, uint16_t* dst) { bf16_encode_loop(src, n, dst); }
+DLMEM_AVX2 void bf16_decode_avx2(const uint16_t* src, uint64_t n, float* dst) { bf16_decode_loop(src, n, dst); }
+DLMEM_AVX2 void e4m3_encode_avx2(const float* src, uint64_t n, uint8_t* dst) { e4m3_encode_loop(src, n, dst); }
+DLMEM_AVX2 void e4m3_decode_avx2(const uint8_t* src, uint64_t n, float* dst) {
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i)));
+    _mm256_storeu_ps(dst + i, _mm256_i32gather_ps(kE4m3.v, idx, 4));
+  }
+  for (; i < n; ++i) dst[i] = kE4m3.v[src[i]];
+}
+#endif
+
+// One class for the three formats: element width and the four loops.
+class Precision final : public Codec {
+ public:
+  enum class Format { fp16, bf16, e4m3 };
+  explicit Precision(Format f) : f_(f) {}
+
+  std::string_view name() const override {
+    switch (f_) {
+      case Format::fp16: return "fp16";
+      case Format::bf16: return "bf16";
+      case Format::e4m3: return "fp8-e4m3";
+    }
+    return "";
+  }
+  Preserves preserves() const override { return Preserves::approximate; }
+  bool data_dependent() const override { return false; }
+  uint64_t bound(uint64_t n) const override { return f_ == Format::e4m3 ? n : 2 * n; }
+
+  uint64_t encode(const float* src, uint64_t n, std::byte* dst) const override {
+#if DLMEM_CODEC_X86
+    const bool simd = use_avx2();
+#else
+    const bool simd = false;
+#endif
+    auto* d16 = reinterpret_cast<uint16_t*>(dst);
+    auto* d8 = reinterpret_cast<uint8_t*>(dst);
+    switch (f_) {
+      case Format::fp16:
+#if DLMEM_CODEC_X86
+        if (simd) return fp16_encode_avx2(src, n, d16), bound(n);
+#endif
+        for (uint64_t i = 0; i < n; ++i) d16[i] = f32_to_f16(src[i]);
+        break;
+      case Format::bf16:
+#if DLMEM_CODEC_X86
+        if (simd) return bf16_encode_avx2(src, n, d16), bound(n);
+#endif
+        bf16_encode_loop(src, n, d16);
+        break;
+      case Format::e4m3:
+#if DLMEM_CODEC_X86
+        if (simd) return e4m3_encode_avx2(src, n, d8), bound(n);
+#endif
+        e4m3_encode_loop(src, n, d8);
+        break;
+    }
+    (void)simd;
+    return bound(n);
+  }
+
+  void decode(const std::byte* src, uint64_t size, uint64_t n, float* dst) const override {
+    DLMEM_CHECK(size == bound(n), name(), " data of ", size, " bytes does not hold ", n, " elements");
+#if DLMEM_CODEC_X86
+    const bool simd = use_avx2();
+#endif
+    const auto* s16 = reinterpret_cast<const uint16_t*>(src);
+    const auto* s8 = reinterpret_cast<const uint8_t*>(src);
+    switch (f_) {
+      case Format::fp16:
+#if DLMEM_CODEC_X86
+        if (simd) return fp16_decode_avx2(s16, n, dst);
+#endif
+        for (uint64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s16[i]);
+        break;
+      case Format::bf16:
+#if DLMEM_CODEC_X86
+        if (simd) return bf16_decode_avx2(s16, n, dst);
+#endif
+        bf16_decode_loop(s16, n, dst);
+        break;
+      case Format::e4m3:
+#if DLMEM_CODEC_X86
+        if (simd) return e4m3_decode_avx2(s8, n, dst);
+#endif
+        for (uint64_t i = 0; i < n; ++i) dst[i] = kE4m3.v[s8[i]];
+        break;
+    }
+  }
+
+ private:
+  Format f_;
+};
+
+}  // namespace
+
+std::unique_ptr<Codec> make_fp16() { return std::make_unique<Precision>(Precision::Format::fp16); }
+std::unique_ptr<Codec> make_bf16() { return std::make_unique<Precision>(Precision::Format::bf16); }
+std::unique_ptr<Codec> make_fp8_e4m3() { return std::make_unique<Precision>(Precision::Format::e4m3); }
+
+}  // namespace dlmem::codec::detail

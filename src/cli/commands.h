@@ -28,5 +28,7 @@ std::function<int()> add_models(CLI::App& app);
 std::function<int()> add_analyze(CLI::App& app);
 std::function<int()> add_plan(CLI::App& app);
 std::function<int()> add_train(CLI::App& app);
+std::function<int()> add_compress(CLI::App& app);
+std::function<int()> add_infer(CLI::App& app);
 
 }  // namespace dlmem::cli

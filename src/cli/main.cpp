@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   add(dlmem::cli::add_analyze);
   add(dlmem::cli::add_plan);
   add(dlmem::cli::add_train);
+  add(dlmem::cli::add_compress);
+  add(dlmem::cli::add_infer);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

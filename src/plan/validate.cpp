@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <array>
 
 #include "plan/plan.h"
 #include "util/error.h"
@@ -9,6 +10,97 @@ namespace dlmem::plan {
 namespace {
 
 enum class State : uint8_t { absent, resident, freed };
+
+// Note [Copy ordering]: copies run asynchronously on the d2h and h2d streams. A copy is
+// issued when the compute stream reaches it (every earlier compute-stream instruction
+// has completed), each stream completes in order, and `waits` add cross-stream
+// dependencies. For every buffer an asynchronous copy reads or writes, the next
+// instruction that depends on that copy -- a compute or copy reading what it wrote, an
+// instruction writing or freeing what it reads or writes -- must know the copy is
+// complete, directly or through a chain of waits. This is what makes the executor's
+// overlap safe and the simulator's timeline exact.
+void check_copy_ordering(const ir::Graph& g, const Plan& p) {
+  constexpr int kStreams = 3;
+  using Known = std::array<int, kStreams>;  // per stream: highest instruction known complete
+  const size_t n = p.program.size();
+  std::vector<Known> known_after(n);
+  Known compute_known{-1, -1, -1};
+  std::array<Known, kStreams> stream_known{};
+  stream_known.fill(Known{-1, -1, -1});
+  int last_compute_stream = -1;
+  // Per buffer: the last asynchronous copy writing it and the last one reading it.
+  std::vector<int> copy_writer(p.buffers.size(), -1), copy_reader(p.buffers.size(), -1);
+  auto merge = [](Known& a, const Known& b) {
+    for (int s = 0; s < kStreams; ++s) a[static_cast<size_t>(s)] = std::max(a[static_cast<size_t>(s)], b[static_cast<size_t>(s)]);
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const Instr& in = p.program[i];
+    const bool copy = in.kind == InstrKind::swap_out || in.kind == InstrKind::swap_in;
+    if (in.kind == InstrKind::swap_out)
+      DLMEM_CHECK(in.stream == Stream::d2h, "swap_out ", i, " must run on the d2h stream");
+    if (in.kind == InstrKind::swap_in)
+      DLMEM_CHECK(in.stream == Stream::h2d, "swap_in ", i, " must run on the h2d stream");
+    if (in.kind == InstrKind::compute || in.kind == InstrKind::free)
+      DLMEM_CHECK(in.stream == Stream::compute, "instruction ", i, " (", instr_name(in.kind), ") must run on the compute stream");
+    const size_t s = static_cast<size_t>(in.stream);
+    Known k = in.stream == Stream::compute ? compute_known : stream_known[s];
+    if (in.stream != Stream::compute) {
+      // Issued when the compute stream reaches it: everything the compute stream knows.
+      merge(k, compute_known);
+      k[static_cast<size_t>(Stream::compute)] = std::max(k[static_cast<size_t>(Stream::compute)], last_compute_stream);
+    }
+    for (int w : in.waits) {
+      DLMEM_CHECK(w >= 0 && static_cast<size_t>(w) < i, "instruction ", i, " waits on ", w);
+      merge(k, known_after[static_cast<size_t>(w)]);
+    }
+    auto complete = [&](int c) {
+      return c < 0 || k[static_cast<size_t>(p.program[static_cast<size_t>(c)].stream)] >= c;
+    };
+    auto need = [&](int c, BufferId b, const char* what) {
+      DLMEM_CHECK(complete(c), "instruction ", i, " (", instr_name(in.kind), ") ", what, " buffer ", b, " ('",
+                  g.value(p.buffers[static_cast<size_t>(b)].value).name, "') before copy ", c,
+                  " on it is known to be complete; add it to `waits`");
+    };
+    auto reads = [&](BufferId b) { need(copy_writer[static_cast<size_t>(b)], b, "reads"); };
+    auto writes = [&](BufferId b) {
+      need(copy_writer[static_cast<size_t>(b)], b, "writes");
+      need(copy_reader[static_cast<size_t>(b)], b, "writes");
+    };
+    switch (in.kind) {
+      case InstrKind::compute: {
+        const ir::OpDef& def = ir::op_def(g.node(in.node).op);
+        for (size_t j = 0; j < in.inputs.size(); ++j) {
+          if (def.mutates_input(static_cast<int>(j))) writes(in.inputs[j]);
+          else reads(in.inputs[j]);
+        }
+        // A view's output is its input's storage: nothing is written.
+        for (BufferId b : in.outputs) {
+          if (def.view) reads(b);
+          else writes(b);
+        }
+        if (in.workspace != kNoBuffer) writes(in.workspace);
+        break;
+      }
+      case InstrKind::free: writes(in.buffer); break;
+      default:
+        for (BufferId b : in.inputs) reads(b);
+        for (BufferId b : in.outputs) writes(b);
+        break;
+    }
+    k[s] = std::max(k[s], static_cast<int>(i));
+    known_after[i] = k;
+    if (in.stream == Stream::compute) {
+      compute_known = k;
+      last_compute_stream = static_cast<int>(i);
+    } else {
+      stream_known[s] = k;
+    }
+    if (copy || in.stream != Stream::compute) {
+      for (BufferId b : in.inputs) copy_reader[static_cast<size_t>(b)] = static_cast<int>(i);
+      for (BufferId b : in.outputs) copy_writer[static_cast<size_t>(b)] = static_cast<int>(i);
+    }
+  }
+}
 
 }  // namespace
 
@@ -91,6 +183,7 @@ void validate(const ir::Graph& g, const Plan& p) {
     }
     for (int w : in.waits) DLMEM_CHECK(w >= 0 && static_cast<size_t>(w) < i, "instruction ", i, " waits on ", w);
   }
+  check_copy_ordering(g, p);
   for (const ir::Node& n : g.nodes()) {
     const int c = computed[static_cast<size_t>(n.id)];
     DLMEM_CHECK(c >= 1, "node ", n.name, " is never computed");

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "analysis/memory.h"
+#include "plan/swap/swap.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -16,6 +17,9 @@ const std::vector<PolicyInfo>& known_policies() {
   // One line per policy; each family's planners live in their own folder.
   static const std::vector<PolicyInfo> policies = {
       {"default", "compute in order, free every buffer after its last use, static placement", plan_default},
+      {"swap:vdnn-all", "vDNN: offload every layer's stash, prefetch one layer ahead, sync per layer", plan_swap_vdnn_all},
+      {"swap:vdnn-conv", "vDNN: offload convolution inputs only, prefetch one layer ahead, sync per layer", plan_swap_vdnn_conv},
+      {"swap:tensor", "swap tensors chosen by gap x size, simulated just-in-time prefetch triggers", plan_swap_tensor},
   };
   return policies;
 }

@@ -1,0 +1,345 @@
+// Tensor-granular swapping with simulated triggers (Meng et al. 2017; Capuchin, Peng et
+// al. 2020). See swap.h for the policy and emit.h for the program it writes.
+//
+// Note [Tensor swap planning] -- three steps, all on schedule positions:
+//  1. Candidates: every swappable storage, at the longest gap between two of its
+//     accesses (by estimated time), scored by bytes x gap time. With a target: at the
+//     position furthest over it (ignoring copies in flight), take the best-scoring
+//     candidate whose gap covers it, until none is over; without one, take those
+//     whose round trip fits in their gap (Capuchin's positive free time).
+//  2. Timing, by simulating the emitted plan on the device profile: each release of
+//     device bytes goes after the first compute that ends after the swap-out has
+//     completed (no stall), each swap-in's trigger is the latest position from which
+//     the copy, queued behind earlier swap-ins on the FIFO h2d stream, still arrives
+//     before its use starts (in-trigger). Repeated, as Capuchin's feedback adjusts
+//     triggers, because stalls move the timeline.
+//     Without a target, tensors whose copies still stall the compute stream after
+//     timing are dropped and the rest timed again (only hidden swaps remain).
+//  3. Repair: while the plan's peak (copies in flight included) is over the target, at
+//     the peak position take another candidate whose gap covers it, or else tighten the
+//     in-flight window there that costs the least estimated stall (a later trigger or
+//     an earlier release). Bounds only tighten, so timing and repair converge; the
+//     plan returned always comes out of a repair pass, so it meets the target.
+#include <algorithm>
+#include <limits>
+#include <numeric>
+
+#include "plan/swap/emit.h"
+#include "plan/swap/swap.h"
+#include "sim/cost_model.h"
+#include "sim/simulator.h"
+#include "util/error.h"
+#include "util/format.h"
+
+namespace dlmem::plan {
+
+namespace {
+
+struct Candidate {
+  ir::ValueId storage = ir::kNoValue;
+  uint64_t bytes = 0;
+  int producer = -1;  // out_after
+  int a = -1, b = -1;  // gap (a, b): last access before, first access after
+  double gap = 0;      // estimated seconds between the end of a and the start of b
+  double score = 0;
+  bool taken = false;
+};
+
+// Device bytes resident while each schedule position's compute runs.
+std::vector<uint64_t> live_at_computes(const Plan& p, const std::vector<int>& ci) {
+  std::vector<int64_t> delta(p.program.size() + 1, 0);
+  for (const Buffer& b : p.buffers) {
+    if (b.space != Space::device || b.begin >= b.end) continue;
+    delta[static_cast<size_t>(b.begin)] += static_cast<int64_t>(b.bytes);
+    delta[static_cast<size_t>(b.end)] -= static_cast<int64_t>(b.bytes);
+  }
+  std::vector<uint64_t> at_index(p.program.size(), 0);
+  int64_t cur = 0;
+  for (size_t i = 0; i < p.program.size(); ++i) at_index[i] = static_cast<uint64_t>(cur += delta[i]);
+  std::vector<uint64_t> out(ci.size(), 0);
+  for (size_t i = 0; i < ci.size(); ++i) out[i] = at_index[static_cast<size_t>(ci[i])];
+  return out;
+}
+
+class TensorPlanner {
+ public:
+  TensorPlanner(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target)
+      : g_(g), L_(L), target_(target), cm_(sim::roofline_cost_model(g, sim::device_profile(req.device))) {}
+
+  Plan run() {
+    find_candidates();
+    select();
+    Plan p = emit();
+    for (int pass = 0;; ++pass) {
+      for (int round = 0; round < kRounds; ++round) {
+        const bool moved = retime(p);
+        p = emit();
+        const int repairs = repair(p);
+        if (!moved && repairs == 0) break;
+      }
+      // Without a budget, swap only what the simulation shows hidden: drop the tensors
+      // whose copies still make the compute stream wait, and time the rest again.
+      if (target_ != 0 || pass == kRounds || !drop_stalling(p)) break;
+      p = emit();
+    }
+    return p;
+  }
+
+ private:
+  static constexpr int kRounds = 8;
+
+  struct Item {
+    size_t cand = 0;
+    swap::SwapItem s;
+    int free_cap = 0;     // free_after <= free_cap (repair lowers it)
+    int trigger_min = 0;  // trigger >= trigger_min (repair raises it)
+  };
+
+  void find_candidates() {
+    const int steps = L_.steps;
+    dur_.resize(static_cast<size_t>(steps));
+    start_.assign(static_cast<size_t>(steps) + 1, 0.0);
+    for (int i = 0; i < steps; ++i) {
+      dur_[static_cast<size_t>(i)] = cm_.node_seconds[static_cast<size_t>(L_.order[static_cast<size_t>(i)])];
+      start_[static_cast<size_t>(i) + 1] = start_[static_cast<size_t>(i)] + dur_[static_cast<size_t>(i)];
+    }
+    const auto acc = swap::storage_accesses(g_, L_);
+    for (const ir::Value& v : g_.values()) {
+      if (!swap::swappable(g_, L_, v.id)) continue;
+      const auto& a = acc[static_cast<size_t>(v.id)];
+      Candidate c;
+      c.storage = v.id;
+      c.bytes = v.type.bytes();
+      c.producer = v.producer == ir::kNoNode ? -1 : a.front();
+      for (size_t k = 1; k < a.size(); ++k) {
+        if (a[k] - a[k - 1] < 2) continue;
+        const double gap = start_[static_cast<size_t>(a[k])] - start_[static_cast<size_t>(a[k - 1]) + 1];
+        if (c.a < 0 || gap > c.gap) {
+          c.a = a[k - 1];
+          c.b = a[k];
+          c.gap = gap;
+        }
+      }
+      if (c.a < 0) continue;
+      c.score = static_cast<double>(c.bytes) * c.gap;
+      cands_.push_back(c);
+    }
+    order_.resize(cands_.size());
+    std::iota(order_.begin(), order_.end(), size_t{0});
+    std::stable_sort(order_.begin(), order_.end(), [&](size_t x, size_t y) { return cands_[x].score > cands_[y].score; });
+  }
+
+  void take(size_t c) {
+    Candidate& cd = cands_[c];
+    cd.taken = true;
+    Item it;
+    it.cand = c;
+    it.s.storage = cd.storage;
+    it.s.bytes = cd.bytes;
+    it.s.out_after = cd.producer;
+    it.s.last_before = cd.a;
+    it.s.use = cd.b;
+    it.s.free_after = cd.a;  // least memory first; retime() relaxes within the bounds
+    it.s.trigger = cd.b;
+    it.free_cap = cd.b - 1;
+    it.trigger_min = cd.a + 1;
+    items_.push_back(it);
+  }
+
+  void select() {
+    if (target_ == 0) {
+      for (size_t c : order_) {
+        const Candidate& cd = cands_[c];
+        const double round_trip = cm_.copy_seconds(Stream::d2h, cd.bytes) + cm_.copy_seconds(Stream::h2d, cd.bytes);
+        if (round_trip < cd.gap) take(c);
+      }
+      return;
+    }
+    // At the position furthest over the target, take the best-scoring candidate whose
+    // gap covers it, until no position is over (copies in flight are repaired later).
+    const Plan base = make_default_plan(g_, L_);
+    std::vector<uint64_t> ideal = live_at_computes(base, swap::compute_index(base, L_));
+    for (;;) {
+      const size_t worst = static_cast<size_t>(std::max_element(ideal.begin(), ideal.end()) - ideal.begin());
+      if (ideal[worst] <= target_) break;
+      const int pos = static_cast<int>(worst);
+      size_t pick = cands_.size();
+      for (size_t c : order_)
+        if (!cands_[c].taken && cands_[c].a < pos && pos < cands_[c].b) {
+          pick = c;
+          break;
+        }
+      if (pick == cands_.size()) break;  // repair() reports what cannot be reached
+      take(pick);
+      const Candidate& cd = cands_[pick];
+      for (int i = cd.a + 1; i < cd.b; ++i) ideal[static_cast<size_t>(i)] -= std::min(ideal[static_cast<size_t>(i)], cd.bytes);
+    }
+  }
+
+  Plan emit() {
+    std::vector<swap::SwapItem> s;
+    s.reserve(items_.size());
+    for (const Item& it : items_) s.push_back(it.s);
+    return swap::emit_swap_plan(g_, L_, s, &emitted_);
+  }
+
+  // Step 2 of Note [Tensor swap planning]. Returns whether any position moved.
+  bool retime(const Plan& p) {
+    const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
+    const std::vector<int> ci = swap::compute_index(p, L_);
+    auto issue = [&](int pos) { return r.timeline[static_cast<size_t>(ci[static_cast<size_t>(pos)])].issue; };
+    auto end = [&](int pos) { return r.timeline[static_cast<size_t>(ci[static_cast<size_t>(pos)])].end; };
+    bool moved = false;
+    std::vector<size_t> by_use(items_.size());
+    std::iota(by_use.begin(), by_use.end(), size_t{0});
+    std::stable_sort(by_use.begin(), by_use.end(), [&](size_t x, size_t y) { return items_[x].s.use < items_[y].s.use; });
+    double h2d_free = 0;
+    for (size_t k : by_use) {
+      Item& it = items_[k];
+      swap::SwapItem& s = it.s;
+      // Release: after the first compute that ends once the swap-out is done.
+      const double out_done = r.timeline[static_cast<size_t>(emitted_[k].swap_out)].end;
+      int f = s.last_before;
+      while (f < it.free_cap && end(f) < out_done) ++f;
+      // Trigger: the latest position from which the copy still arrives in time.
+      const double in_dur = cm_.copy_seconds(Stream::h2d, s.bytes);
+      const int lo = std::max(it.trigger_min, f + 1);
+      const double deadline = issue(s.use);
+      int t = s.use;
+      while (t > lo && std::max(issue(t), h2d_free) + in_dur > deadline) --t;
+      h2d_free = std::max(issue(t), h2d_free) + in_dur;
+      moved = moved || f != s.free_after || t != s.trigger;
+      s.free_after = f;
+      s.trigger = t;
+    }
+    return moved;
+  }
+
+  // Removes the items whose swap-out delays their release or whose swap-in arrives
+  // after its use is reached; returns whether any was removed.
+  bool drop_stalling(const Plan& p) {
+    const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
+    const std::vector<int> ci = swap::compute_index(p, L_);
+    std::vector<Item> keep;
+    for (size_t k = 0; k < items_.size(); ++k) {
+      const sim::SimEvent& in = r.timeline[static_cast<size_t>(emitted_[k].swap_in)];
+      const sim::SimEvent& use = r.timeline[static_cast<size_t>(ci[static_cast<size_t>(items_[k].s.use)])];
+      const sim::SimEvent& out = r.timeline[static_cast<size_t>(emitted_[k].swap_out)];
+      const sim::SimEvent& released = r.timeline[static_cast<size_t>(ci[static_cast<size_t>(items_[k].s.free_after)])];
+      if (in.end > use.issue || out.end > released.end) continue;  // stays taken: never retried
+      keep.push_back(items_[k]);
+    }
+    const bool dropped = keep.size() < items_.size();
+    items_ = std::move(keep);
+    return dropped;
+  }
+
+  // Step 3 of Note [Tensor swap planning]: returns the number of changes made; `p` is
+  // the plan after them.
+  int repair(Plan& p) {
+    if (target_ == 0) return 0;
+    int changes = 0;
+    while (p.stats.peak_device > target_) {
+      const int pos = position_of(p, p.stats.peak_instr);
+      const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
+      // (a) Another tensor whose gap covers the peak. Its cost per byte: the round trip
+      // on the links, as far as the links are busy (on idle links it hides).
+      size_t cand = cands_.size();
+      for (size_t c : order_)
+        if (!cands_[c].taken && cands_[c].a < pos && pos < cands_[c].b) {
+          cand = c;
+          break;
+        }
+      double cand_cost = std::numeric_limits<double>::infinity();
+      if (cand < cands_.size()) {
+        const uint64_t bytes = cands_[cand].bytes;
+        const double busy = std::min(1.0, (r.d2h_seconds + r.h2d_seconds) / (2 * std::max(r.makespan, 1e-12)));
+        cand_cost = (cm_.copy_seconds(Stream::d2h, bytes) + cm_.copy_seconds(Stream::h2d, bytes)) * busy /
+                    static_cast<double>(bytes);
+      }
+      // (b) A tighter in-flight window over the peak, by the stall it adds per byte.
+      const Tightening t = cheapest_tightening(r, p, pos);
+      if (t.item && t.cost_per_byte < cand_cost) {
+        apply(t, pos);
+      } else if (cand < cands_.size()) {
+        take(cand);
+      } else {
+        throw OutOfMemory("policy swap:tensor reaches a peak of ", human_bytes(p.stats.peak_device), " at node '",
+                          g_.node(L_.order[static_cast<size_t>(pos)]).name, "', above the target ", human_bytes(target_),
+                          ": nothing resident there can be swapped; the smallest budget it reaches is ",
+                          human_bytes(p.stats.peak_device));
+      }
+      ++changes;
+      p = emit();
+    }
+    return changes;
+  }
+
+  // The schedule position an instruction belongs to: the next compute at or after it.
+  int position_of(const Plan& p, int instr) const {
+    const std::vector<int> ci = swap::compute_index(p, L_);
+    const auto it = std::lower_bound(ci.begin(), ci.end(), std::max(instr, 0));
+    return it == ci.end() ? static_cast<int>(ci.size()) - 1 : static_cast<int>(it - ci.begin());
+  }
+
+  struct Tightening {
+    Item* item = nullptr;
+    bool trigger = false;  // move the trigger after `pos` (else the release before it)
+    double cost_per_byte = std::numeric_limits<double>::infinity();
+  };
+
+  // The in-flight window over `pos` whose shrinking by one position costs least.
+  Tightening cheapest_tightening(const sim::SimResult& r, const Plan& p, int pos) {
+    const std::vector<int> ci = swap::compute_index(p, L_);
+    auto at = [&](int instr) -> const sim::SimEvent& { return r.timeline[static_cast<size_t>(instr)]; };
+    Tightening best;
+    for (size_t k = 0; k < items_.size(); ++k) {
+      Item& it = items_[k];
+      const swap::SwapItem& s = it.s;
+      // The swap-in destination is resident from the trigger to the use: a later
+      // trigger costs what the copy then arrives late.
+      if (s.trigger <= pos && pos < s.use) {
+        const double slack = at(ci[static_cast<size_t>(s.use)]).issue - at(emitted_[k].swap_in).end;
+        const double late = std::max(0.0, at(ci[static_cast<size_t>(pos)]).end - at(ci[static_cast<size_t>(s.trigger)]).issue - slack);
+        const double cost = late / static_cast<double>(s.bytes);
+        if (cost < best.cost_per_byte) best = {&it, true, cost};
+      }
+      // The swapped-out source is resident until its release: an earlier release
+      // waits for the swap-out.
+      if (s.last_before < pos && pos <= s.free_after) {
+        const double cost =
+            std::max(0.0, at(emitted_[k].swap_out).end - at(ci[static_cast<size_t>(pos - 1)]).end) / static_cast<double>(s.bytes);
+        if (cost < best.cost_per_byte) best = {&it, false, cost};
+      }
+    }
+    return best;
+  }
+
+  void apply(const Tightening& t, int pos) {
+    if (t.trigger) {
+      t.item->trigger_min = pos + 1;
+      t.item->s.trigger = pos + 1;
+    } else {
+      t.item->free_cap = pos - 1;
+      t.item->s.free_after = pos - 1;
+    }
+  }
+
+  const ir::Graph& g_;
+  const analysis::Liveness& L_;
+  const uint64_t target_;
+  const sim::CostModel cm_;
+  std::vector<double> dur_, start_;
+  std::vector<Candidate> cands_;
+  std::vector<size_t> order_;
+  std::vector<Item> items_;
+  std::vector<swap::EmittedSwap> emitted_;
+};
+
+}  // namespace
+
+Plan plan_swap_tensor(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target) {
+  return TensorPlanner(g, L, req, target).run();
+}
+
+}  // namespace dlmem::plan

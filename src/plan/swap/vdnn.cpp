@@ -1,0 +1,98 @@
+// vDNN (Rhu et al., MICRO 2016, section III): layer-wise offload and prefetch with
+// per-layer synchronisation. See swap.h.
+#include <algorithm>
+
+#include "plan/swap/emit.h"
+#include "plan/swap/swap.h"
+#include "util/error.h"
+#include "util/format.h"
+
+namespace dlmem::plan {
+
+namespace {
+
+Plan plan_vdnn(const ir::Graph& g, const analysis::Liveness& L, uint64_t target, bool conv_only, const char* name) {
+  const int steps = L.steps;
+  auto node_at = [&](int i) -> const ir::Node& { return g.node(L.order[static_cast<size_t>(i)]); };
+
+  // Backward "layers": maximal runs of backward nodes that differentiate one forward
+  // node (its bwd_data, bwd_weight and gradient accumulations).
+  std::vector<int> layer_of(static_cast<size_t>(steps), -1), layer_start;
+  ir::NodeId prev = ir::kNoNode;
+  for (int i = 0; i < steps; ++i) {
+    const ir::Node& n = node_at(i);
+    if (n.phase != ir::Phase::backward) {
+      prev = ir::kNoNode;
+      continue;
+    }
+    if (layer_start.empty() || n.forward_of != prev || layer_of[static_cast<size_t>(i - 1)] < 0)
+      layer_start.push_back(i);
+    prev = n.forward_of;
+    layer_of[static_cast<size_t>(i)] = static_cast<int>(layer_start.size()) - 1;
+  }
+
+  // Layer inputs (vdnn-conv: convolution inputs only).
+  std::vector<bool> wanted(static_cast<size_t>(g.num_values()), false);
+  for (const ir::Node& n : g.nodes()) {
+    if (n.phase != ir::Phase::forward) continue;
+    if (conv_only && n.op != ir::OpKind::conv2d) continue;
+    const ir::Saved saved = ir::op_def(n.op).saved ? ir::op_def(n.op).saved(n) : ir::Saved{};
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (conv_only ? k == 0 : saved.input(static_cast<int>(k)))
+        wanted[static_cast<size_t>(L.storage[static_cast<size_t>(n.inputs[k])])] = true;
+    if (!conv_only)
+      for (size_t k = 0; k < n.outputs.size(); ++k)
+        if (saved.output(static_cast<int>(k))) wanted[static_cast<size_t>(L.storage[static_cast<size_t>(n.outputs[k])])] = true;
+  }
+
+  const auto acc = swap::storage_accesses(g, L);
+  std::vector<swap::SwapItem> items;
+  for (const ir::Value& v : g.values()) {
+    if (!wanted[static_cast<size_t>(v.id)] || !swap::swappable(g, L, v.id)) continue;
+    const auto& a = acc[static_cast<size_t>(v.id)];
+    int last_fwd = -1, first_bwd = -1;
+    for (int i : a) {
+      const ir::Phase ph = node_at(i).phase;
+      if (ph == ir::Phase::forward) last_fwd = i;
+      else if (first_bwd < 0 && i > last_fwd) first_bwd = i;
+    }
+    if (last_fwd < 0 || first_bwd < 0 || layer_of[static_cast<size_t>(first_bwd)] < 0) continue;
+    // Only a forward use before the backward ones: the stash is what vDNN moves.
+    if (std::any_of(a.begin(), a.end(), [&](int i) { return i > first_bwd && node_at(i).phase == ir::Phase::forward; }))
+      continue;
+    const int layer = layer_of[static_cast<size_t>(first_bwd)];
+    swap::SwapItem it;
+    it.storage = v.id;
+    it.bytes = v.type.bytes();
+    it.out_after = v.producer == ir::kNoNode ? -1 : a.front();
+    it.last_before = last_fwd;
+    it.use = first_bwd;
+    it.free_after = last_fwd;  // the layer ends when its offload completes
+    // Prefetch when the backward of the layer processed just before starts; the
+    // layer's own backward waits for it at its start.
+    it.sync_at = std::max(layer_start[static_cast<size_t>(layer)], last_fwd + 1);
+    it.trigger = std::max(layer > 0 ? layer_start[static_cast<size_t>(layer - 1)] : it.sync_at, last_fwd + 1);
+    it.trigger = std::min(it.trigger, it.sync_at);
+    if (it.use <= it.last_before + 1) continue;  // no gap to hide anything in
+    items.push_back(it);
+  }
+  Plan p = swap::emit_swap_plan(g, L, items);
+  if (target > 0 && p.stats.peak_device > target)
+    throw OutOfMemory("policy ", name, " keeps a peak of ", human_bytes(p.stats.peak_device),
+                      " resident (it swaps the same layers whatever the budget), above the target ", human_bytes(target),
+                      "; the smallest budget it reaches is ", human_bytes(p.stats.peak_device),
+                      " (swap:tensor chooses tensors to meet a budget)");
+  return p;
+}
+
+}  // namespace
+
+Plan plan_swap_vdnn_all(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest&, uint64_t target) {
+  return plan_vdnn(g, L, target, false, "swap:vdnn-all");
+}
+
+Plan plan_swap_vdnn_conv(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest&, uint64_t target) {
+  return plan_vdnn(g, L, target, true, "swap:vdnn-conv");
+}
+
+}  // namespace dlmem::plan

@@ -11,4 +11,11 @@ namespace dlmem::plan {
 nlohmann::json to_json(const ir::Graph&, const Plan&);
 nlohmann::json stats_json(const Plan&);
 
+// Reads what to_json wrote, for the graph the plan was made for (the caller rebuilds
+// it, e.g. from the "model" header `dlmem plan --out` adds). Buffers and nodes are
+// matched by id and name; lifetimes and statistics are recomputed and the peak must
+// equal the recorded one. dlmem::Error naming `where` and the field on any problem;
+// run validate() on the result before executing it.
+Plan from_json(const ir::Graph&, const nlohmann::json&, const std::string& where = "plan");
+
 }  // namespace dlmem::plan

@@ -30,5 +30,7 @@ std::function<int()> add_plan(CLI::App& app);
 std::function<int()> add_train(CLI::App& app);
 std::function<int()> add_compress(CLI::App& app);
 std::function<int()> add_infer(CLI::App& app);
+std::function<int()> add_simulate(CLI::App& app);
+std::function<int()> add_calibrate(CLI::App& app);
 
 }  // namespace dlmem::cli

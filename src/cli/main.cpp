@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   add(dlmem::cli::add_train);
   add(dlmem::cli::add_compress);
   add(dlmem::cli::add_infer);
+  add(dlmem::cli::add_simulate);
+  add(dlmem::cli::add_calibrate);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

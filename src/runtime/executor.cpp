@@ -27,7 +27,7 @@ Executor::Executor(const ir::Graph& g, const plan::Plan& p, Backend& be, ExecOpt
     if (b.preloaded && b.begin < b.end) {
       make_resident(b.id);
       // Weights and state start defined (zero) even before the caller writes them.
-      std::memset(ptr(b.id), 0, b.bytes);
+      be_.fill_bytes(b.space, ptr(b.id), 0, b.bytes);  // device memory: not addressable from here on a GPU
     }
   stats_.peak_device = stats_.live_device;
   stats_.peak_by_role = live_by_role_;
@@ -66,7 +66,7 @@ void Executor::release(BufferId id) {
   DLMEM_CHECK(resident_[static_cast<size_t>(id)], "freeing buffer ", id, " which is not resident");
   const plan::Buffer& b = plan_.buffers[static_cast<size_t>(id)];
   resident_[static_cast<size_t>(id)] = false;
-  if (opt_.poison_freed) std::memset(ptr(id), 0xFF, b.bytes);
+  if (opt_.poison_freed) be_.fill_bytes(b.space, ptr(id), 0xFF, b.bytes);
   if (b.space != Space::device) return;
   stats_.live_device -= b.bytes;
   live_by_role_[static_cast<size_t>(b.role)] -= b.bytes;

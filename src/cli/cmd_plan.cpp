@@ -1,3 +1,4 @@
+#include <cctype>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -55,20 +56,38 @@ void write_plot(const ir::Graph& g, const plan::Plan& p, const PlanArgs& a) {
   write_file_atomic(a.plot, std::as_bytes(std::span<const char>(svg.data(), svg.size())));
 }
 
+// The named device profile of the GPU in use (src/sim/device_profile.cpp), or "host".
+std::string profile_of(const runtime::CudaDeviceInfo& gpu) {
+  std::string n = gpu.name;
+  for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (n.find("h200") != std::string::npos) return "h200";
+  if (n.find("h100") != std::string::npos) return "h100-80gb";
+  if (n.find("a100") != std::string::npos) return gpu.total_bytes > (48ull << 30) ? "a100-80gb" : "a100-40gb";
+  if (n.find("v100") != std::string::npos) return gpu.total_bytes > (20ull << 30) ? "v100-32gb" : "v100-16gb";
+  return "host";
+}
+
 int run(const PlanArgs& a) {
   ir::Graph g = models::build_model(a.model.model, a.model.config(true));
   ir::TrainOptions opt;
   opt.optimizer = a.model.parsed_optimizer();
   ir::build_training_graph(g, opt);
-  auto be = runtime::make_cpu_backend();
+  // --device cpu | cuda picks the backend whose kernel workspaces are planned (cuDNN's
+  // differ from oneDNN's) and its device profile; any other name is a profile, with
+  // the cpu backend's kernels.
+  const bool cuda = a.device == "cuda";
+  auto be = runtime::make_backend(cuda ? runtime::DeviceKind::cuda : runtime::DeviceKind::cpu);
   runtime::attach_workspaces(g, *be);
+  const std::string profile = a.device == "cpu" ? "host" : (cuda ? profile_of(runtime::cuda_device_info()) : a.device);
 
   uint64_t budget = 0;
   if (!a.budget.empty()) {
     Budget b = parse_budget(a.budget);
     budget = b.is_fraction ? b.resolve(plan::make_plan(g, {.policy = "default"}).device_arena) : b.bytes;
+  } else if (cuda) {
+    budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
   }
-  plan::Plan p = plan::make_plan(g, {.policy = a.policy, .budget = budget, .device = a.device});
+  plan::Plan p = plan::make_plan(g, {.policy = a.policy, .budget = budget, .device = profile});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
   const plan::InplaceStats inplace = plan::count_inplace(g, p);
   if (!a.plot.empty()) write_plot(g, p, a);
@@ -78,7 +97,7 @@ int run(const PlanArgs& a) {
     pj["model"] = {{"name", a.model.model},         {"batch", a.model.batch},
                    {"image_size", a.model.image_size}, {"seq_len", a.model.seq_len},
                    {"num_classes", a.model.num_classes}, {"optimizer", a.model.optimizer},
-                   {"device", a.device}};
+                   {"device", profile}, {"backend", cuda ? "cuda" : "cpu"}};
     const std::string text = pj.dump(1);
     write_file_atomic(a.out, std::as_bytes(std::span<const char>(text.data(), text.size())));
   }
@@ -130,7 +149,10 @@ std::function<int()> add_plan(CLI::App& app) {
   cmd->add_option("--budget", a->budget, "device bytes (e.g. 4GiB) or a share of the default plan's need (40%)");
   cmd->add_flag("--json", a->json, "one JSON object");
   cmd->add_option("--out,-o", a->out, "write the plan as JSON (atomically)");
-  cmd->add_option("--device,-d", a->device, "device profile the swap planners simulate on (v100-16gb, h100-80gb, host, file.json)")
+  cmd->add_option("--device,-d", a->device,
+                  "cpu | cuda (the backend whose kernel workspaces are planned; cuda: the GPU's free memory is the "
+                  "default budget and its profile is simulated), or the device profile the swap planners simulate "
+                  "on (v100-16gb, h100-80gb, host, file.json)")
       ->capture_default_str();
   cmd->add_option("--plot", a->plot, "write resident memory over the program as an SVG chart");
   return [a] { return run(*a); };

@@ -53,8 +53,10 @@ int run(TrainArgs& a) {
   if (log)
     *log << c.model << ": " << human_count(static_cast<uint64_t>(t.graph().parameter_count())) << " parameters, batch " << c.batch
          << ", policy " << p.policy << ", device arena " << human_bytes(p.device_arena)
-         << (p.budget ? " (budget " + human_bytes(p.budget) + ")" : std::string()) << ", " << (c.threads ? std::to_string(c.threads) : "default")
-         << " threads\n";
+         << (p.budget ? " (budget " + human_bytes(p.budget) + ")" : std::string()) << ", "
+         << (c.device == "cuda" ? "cuda (" + runtime::cuda_device_info().name + ")"
+                                : (c.threads ? std::to_string(c.threads) : "default") + " threads")
+         << "\n";
   train::TrainResult r = t.run(log);
   if (a.json) {
     nlohmann::json ep = nlohmann::json::array();
@@ -77,7 +79,7 @@ int run(TrainArgs& a) {
 }  // namespace
 
 std::function<int()> add_train(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "train a zoo model on the cpu backend");
+  auto* cmd = app.add_subcommand("train", "train a zoo model on the cpu or cuda backend");
   auto a = std::make_shared<TrainArgs>();
   a->model.optimizer = "adam";  // train's default: Adam, lr 1e-3
   a->model.add(*cmd, 64);
@@ -92,6 +94,7 @@ std::function<int()> add_train(CLI::App& app) {
   cmd->add_option("--momentum", c.optim.momentum, "sgd momentum")->capture_default_str();
   cmd->add_option("--weight-decay", c.optim.weight_decay, "L2 weight decay")->capture_default_str();
   cmd->add_option("--threads", c.threads, "compute threads (0: default)")->capture_default_str();
+  cmd->add_option("--device", c.device, "cpu (oneDNN) | cuda (an NVIDIA GPU: cuDNN, cuBLAS)")->capture_default_str();
   cmd->add_option("--seed", c.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
   cmd->add_option("--save", c.save, "write a checkpoint after training (atomically)");
   cmd->add_option("--resume", c.resume, "start from a checkpoint");

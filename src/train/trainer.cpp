@@ -68,7 +68,8 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
   if (cfg_.batch <= 0) throw Error("--batch must be positive, got ", cfg_.batch);
   if (cfg_.epochs < 0) throw Error("--epochs must be non-negative, got ", cfg_.epochs);
   if (cfg_.threads < 0) throw Error("--threads must be 0 (default) or positive, got ", cfg_.threads);
-  backend_ = runtime::make_cpu_backend({.threads = cfg_.threads});
+  const runtime::DeviceKind device = runtime::parse_device(cfg_.device);
+  backend_ = runtime::make_backend(device, cfg_.threads);
   graph_ = build_training(cfg_, *backend_);
   token_model_ = !reads_images(*graph_);
 
@@ -79,6 +80,15 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
     budget = b.is_fraction ? b.resolve(plan_need(*graph_, "default")) : b.bytes;
   }
   plan_ = std::make_unique<plan::Plan>(plan::make_plan(*graph_, {.policy = cfg_.policy, .budget = budget}));
+  if (device == runtime::DeviceKind::cuda) {
+    // A GPU has the memory it has: say so before cudaMalloc does.
+    const runtime::CudaDeviceInfo gpu = runtime::cuda_device_info();
+    const uint64_t need = budget ? budget : plan_->device_arena;
+    if (need > gpu.free_bytes)
+      throw OutOfMemory("the plan needs ", human_bytes(need), " of device memory but ", gpu.name, " has ",
+                        human_bytes(gpu.free_bytes), " free; use --budget ", human_bytes(gpu.free_bytes),
+                        " (or less) with a policy that saves memory");
+  }
   exec_ = std::make_unique<runtime::Executor>(*graph_, *plan_, *backend_,
                                               runtime::ExecOptions{.poison_freed = cfg_.poison_freed,
                                                                    .time_instructions = cfg_.profile});

@@ -34,6 +34,7 @@ struct TrainConfig {
   std::string policy = "default";
   ir::TrainOptions optim;
   int threads = 0;
+  std::string device = "cpu";            // cpu | cuda (runtime::parse_device)
   uint64_t seed = 42;
   std::string save;                      // checkpoint written after training
   std::string resume;                    // checkpoint to start from

@@ -7,6 +7,7 @@
 // Tolerances: convolutions and GEMMs sum K products in a different order (cuDNN and
 // cuBLAS vs oneDNN): |gpu - cpu| <= 1e-5 + 2e-4 |cpu| for unit-normal inputs with
 // K <= 600. Transcendentals (exp, erf, tanh) differ in the last ulps: same bound.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -35,8 +36,9 @@ struct OpCase {
 };
 
 // Deterministic inputs: f32 unit normals (positive for variances and Adam's v),
-// i32 labels / ids in [0, 3), u8 in {0, 1} (dropout masks) or [0, 9) (pool indices).
-Bytes input_data(const ir::Value& v, uint32_t seed) {
+// i32 labels / ids in [0, 3), u8 in {0, 1} (dropout masks) or, for max pooling's
+// index, a random in-bounds position of each window (what a forward can produce).
+Bytes input_data(const ir::Graph& g, const ir::Value& v, uint32_t seed) {
   std::mt19937 rng(seed * 7919u + static_cast<uint32_t>(v.id));
   const int64_t n = v.type.numel();
   Bytes b(v.type.bytes());
@@ -53,9 +55,21 @@ Bytes input_data(const ir::Value& v, uint32_t seed) {
       const int32_t x = static_cast<int32_t>(rng() % 3);
       std::memcpy(b.data() + 4 * i, &x, 4);
     }
+  } else if (v.name == "idx") {
+    const ir::Attrs& a = g.node(v.consumers.at(0)).attrs;
+    const Shape& x = a.shape;
+    const int64_t oh = v.type.shape[2], ow = v.type.shape[3];
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t ox = i % ow, oy = (i / ow) % oh;
+      const int64_t hs = oy * a.stride[0] - a.padding[0], ws = ox * a.stride[1] - a.padding[1];
+      const int64_t y0 = std::max<int64_t>(0, -hs), y1 = std::min(a.kernel[0], x[2] - hs);
+      const int64_t x0 = std::max<int64_t>(0, -ws), x1 = std::min(a.kernel[1], x[3] - ws);
+      const int64_t ry = y0 + static_cast<int64_t>(rng() % static_cast<uint32_t>(y1 - y0));
+      const int64_t rx = x0 + static_cast<int64_t>(rng() % static_cast<uint32_t>(x1 - x0));
+      b[static_cast<size_t>(i)] = static_cast<std::byte>(ry * a.kernel[1] + rx);
+    }
   } else {
-    const uint32_t range = v.name.find("idx") != std::string::npos ? 9 : 2;
-    for (int64_t i = 0; i < n; ++i) b[static_cast<size_t>(i)] = static_cast<std::byte>(rng() % range);
+    for (int64_t i = 0; i < n; ++i) b[static_cast<size_t>(i)] = static_cast<std::byte>(rng() % 2);
   }
   return b;
 }
@@ -409,7 +423,7 @@ TEST(CudaOps, AgreeWithTheCpuBackend) {
     c.build(g);
     const ir::Node& n = g.node(g.num_nodes() - 1);
     std::vector<Bytes> in;
-    for (ValueId v : n.inputs) in.push_back(input_data(g.value(v), 1));
+    for (ValueId v : n.inputs) in.push_back(input_data(g, g.value(v), 1));
     const auto want = run_node(*cpu, c.build, in);
     const auto got = run_node(*gpu, c.build, in);
     const auto types = result_types(g);
@@ -427,7 +441,7 @@ TEST(CudaOps, BitIdenticalRunToRunAndInPlace) {
     c.build(g);
     const ir::Node& n = g.node(g.num_nodes() - 1);
     std::vector<Bytes> in;
-    for (ValueId v : n.inputs) in.push_back(input_data(g.value(v), 2));
+    for (ValueId v : n.inputs) in.push_back(input_data(g, g.value(v), 2));
     const auto first = run_node(*gpu, c.build, in);
     EXPECT_EQ(first, run_node(*gpu, c.build, in)) << "not deterministic";
     for (const auto& [o, i] : ir::op_def(n.op).inplace) {
@@ -447,7 +461,7 @@ TEST(CudaOps, DataErrorsNameTheNode) {
   };
   ir::Graph g;
   build(g);
-  std::vector<Bytes> in = {input_data(g.value(0), 1), Bytes(16)};
+  std::vector<Bytes> in = {input_data(g, g.value(0), 1), Bytes(16)};
   const int32_t bad[4] = {1, 2, 12, 0};
   std::memcpy(in[1].data(), bad, 16);
   try {
@@ -459,7 +473,7 @@ TEST(CudaOps, DataErrorsNameTheNode) {
     EXPECT_NE(m.find("node"), std::string::npos) << m;
   }
   // The backend stays usable.
-  in[1] = input_data(g.value(1), 1);
+  in[1] = input_data(g, g.value(1), 1);
   EXPECT_NO_THROW(run_node(*gpu, build, in));
 }
 

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <map>
 #include <unordered_map>
 #include <vector>
@@ -243,6 +244,7 @@ class CudaBackend final : public Backend {
   size_t staging_bytes_ = 0;
   std::unordered_map<std::string, std::unique_ptr<ConvPlan>> convs_;
   std::unordered_map<int, std::string> names_;  // nodes whose kernels may report errors
+  bool failed_ = false;                         // a device fault was reported
 };
 
 CudaBackend::CudaBackend(const CudaOptions& o) : opt_(o) {
@@ -402,10 +404,20 @@ bool CudaBackend::query(Event e) {
 }
 
 void CudaBackend::synchronize() {
-  DLMEM_CUDA(cudaSetDevice(opt_.device));
-  for (StreamState& st : streams_) DLMEM_CUDA(cudaStreamSynchronize(st.stream));
-  for (StreamState& st : streams_) retire(st, st.seq);
-  check_device_errors();
+  // The executor's destructor synchronises too: a fault already reported (a sticky
+  // CUDA error) or one found while unwinding must not throw again from there.
+  const bool quiet = failed_ || std::uncaught_exceptions() > 0;
+  try {
+    DLMEM_CUDA(cudaSetDevice(opt_.device));
+    for (StreamState& st : streams_) DLMEM_CUDA(cudaStreamSynchronize(st.stream));
+    for (StreamState& st : streams_) retire(st, st.seq);
+    check_device_errors();
+  } catch (const Error&) {
+    if (!quiet) throw;  // a data error: reported once, cleared
+  } catch (const InternalError&) {
+    failed_ = true;
+    if (!quiet) throw;
+  }
 }
 
 void CudaBackend::check_device_errors() {

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "analysis/memory.h"
+#include "plan/compress/compress.h"
 #include "plan/swap/swap.h"
 #include "util/error.h"
 #include "util/format.h"
@@ -17,6 +18,14 @@ const std::vector<PolicyInfo>& known_policies() {
   // One line per policy; each family's planners live in their own folder.
   static const std::vector<PolicyInfo> policies = {
       {"default", "compute in order, free every buffer after its last use, static placement", plan_default},
+      {"compress", "Gist: ReLU outputs only ReLU's backward reads kept as 1 bit (with --lossy: fp16 feature maps)", plan_compress},
+      {"compress:sparse", "compress + Gist's sparse storage for ReLU outputs read exactly (planned at its bound)", plan_compress_sparse},
+      {"compress:fp16", "compress + feature maps stashed in fp16 (lossy, opt-in)", plan_compress_lossy},
+      {"compress:bf16", "compress + feature maps stashed in bf16 (lossy, opt-in)", plan_compress_lossy},
+      {"compress:fp8-e4m3", "compress + feature maps stashed in fp8 e4m3 (lossy, opt-in)", plan_compress_lossy},
+      {"compress+swap:vdnn-all", "swap:vdnn-all with zvc on the ReLU outputs it swaps (cDMA)", plan_compress_swap},
+      {"compress+swap:vdnn-conv", "swap:vdnn-conv with zvc on the ReLU outputs it swaps (cDMA)", plan_compress_swap},
+      {"compress+swap:tensor", "swap:tensor with zvc on the ReLU outputs it swaps (cDMA)", plan_compress_swap},
       {"swap:vdnn-all", "vDNN: offload every layer's stash, prefetch one layer ahead, sync per layer", plan_swap_vdnn_all},
       {"swap:vdnn-conv", "vDNN: offload convolution inputs only, prefetch one layer ahead, sync per layer", plan_swap_vdnn_conv},
       {"swap:tensor", "swap tensors chosen by gap x size, simulated just-in-time prefetch triggers", plan_swap_tensor},

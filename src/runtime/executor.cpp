@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "codec/codec.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -23,6 +24,26 @@ Executor::Executor(const ir::Graph& g, const plan::Plan& p, Backend& be, ExecOpt
   device_ = be_.allocate(Space::device, std::max<uint64_t>(stats_.capacity, 1));
   host_ = p.host_arena ? be_.allocate(Space::host, p.host_arena) : nullptr;
   resident_.assign(p.buffers.size(), false);
+  real_bytes_.assign(p.buffers.size(), 0);
+  encoded_size_.assign(p.buffers.size(), 0);
+  codecs_.assign(p.program.size(), nullptr);
+  for (size_t i = 0; i < p.program.size(); ++i) {
+    const plan::Instr& in = p.program[i];
+    const bool coded = in.kind == InstrKind::compress || in.kind == InstrKind::decompress;
+    if (in.codec.empty() && !coded) continue;
+    if (!coded && in.kind != InstrKind::swap_out && in.kind != InstrKind::swap_in)
+      throw Error("instruction ", i, " (", plan::instr_name(in.kind), ") of the plan names codec '", in.codec,
+                  "'; only compress, decompress and swaps take one");
+    const codec::Codec& c = codec::get(in.codec);  // dlmem::Error for an unknown name
+    const plan::Buffer& src = p.buffers[static_cast<size_t>(in.inputs.at(0))];
+    const plan::Buffer& dst = p.buffers[static_cast<size_t>(in.outputs.at(0))];
+    const plan::Buffer& raw = in.kind == InstrKind::compress || in.kind == InstrKind::swap_out ? src : dst;
+    const ir::TensorType& t = g.value(raw.value).type;
+    DLMEM_CHECK(t.dtype == ir::DType::f32, "instruction ", i, " encodes ", t.str(), "; codecs take f32");
+    DLMEM_CHECK(raw.bytes >= t.bytes() && (&raw == &dst || dst.bytes >= c.bound(static_cast<uint64_t>(t.numel()))),
+                "instruction ", i, ": buffer sizes do not fit codec ", c.name());
+    codecs_[i] = &c;
+  }
   for (const plan::Buffer& b : p.buffers)
     if (b.preloaded && b.begin < b.end) {
       make_resident(b.id);
@@ -31,6 +52,7 @@ Executor::Executor(const ir::Graph& g, const plan::Plan& p, Backend& be, ExecOpt
     }
   stats_.peak_device = stats_.live_device;
   stats_.peak_by_role = live_by_role_;
+  stats_.peak_device_real = live_real_;
 }
 
 Executor::~Executor() {
@@ -46,7 +68,7 @@ void* Executor::ptr(BufferId id) const {
   return base + b.offset;
 }
 
-void Executor::make_resident(BufferId id) {
+void Executor::make_resident(BufferId id, bool count_real) {
   if (resident_[static_cast<size_t>(id)]) return;
   const plan::Buffer& b = plan_.buffers[static_cast<size_t>(id)];
   resident_[static_cast<size_t>(id)] = true;
@@ -60,6 +82,13 @@ void Executor::make_resident(BufferId id) {
     stats_.peak_device = stats_.live_device;
     stats_.peak_by_role = live_by_role_;
   }
+  if (count_real) add_real(id, b.bytes);
+}
+
+void Executor::add_real(BufferId id, uint64_t bytes) {
+  real_bytes_[static_cast<size_t>(id)] += bytes;
+  live_real_ += bytes;
+  stats_.peak_device_real = std::max(stats_.peak_device_real, live_real_);
 }
 
 void Executor::release(BufferId id) {
@@ -70,6 +99,32 @@ void Executor::release(BufferId id) {
   if (b.space != Space::device) return;
   stats_.live_device -= b.bytes;
   live_by_role_[static_cast<size_t>(b.role)] -= b.bytes;
+  live_real_ -= real_bytes_[static_cast<size_t>(id)];
+  real_bytes_[static_cast<size_t>(id)] = 0;
+}
+
+void Executor::run_codec(size_t i, const plan::Instr& in) {
+  const codec::Codec& c = *codecs_[i];
+  const BufferId src = in.inputs.at(0), dst = in.outputs.at(0);
+  DLMEM_CHECK(resident_[static_cast<size_t>(src)], "instruction ", i, " reads buffer ", src, " which is not resident");
+  const bool encode = in.kind == InstrKind::compress || in.kind == InstrKind::swap_out;
+  const ir::ValueId v = plan_.buffers[static_cast<size_t>(encode ? src : dst)].value;
+  const uint64_t n = static_cast<uint64_t>(g_.value(v).type.numel());
+  if (encode) {
+    make_resident(dst, /*count_real=*/false);
+    const uint64_t size = be_.encode(c, static_cast<const float*>(ptr(src)), n, ptr(dst));  // device kernels on a GPU
+    encoded_size_[static_cast<size_t>(dst)] = size;
+    if (plan_.buffers[static_cast<size_t>(dst)].space == Space::device) add_real(dst, size);
+    stats_.encoded_raw += 4 * n;
+    stats_.encoded_bound += c.bound(n);
+    stats_.encoded_real += size;
+    if (in.kind == InstrKind::swap_out) stats_.bytes_to_host += size;
+  } else {
+    make_resident(dst);
+    const uint64_t size = encoded_size_[static_cast<size_t>(src)];
+    be_.decode(c, ptr(src), size, n, static_cast<float*>(ptr(dst)));
+    if (in.kind == InstrKind::swap_in) stats_.bytes_to_device += size;
+  }
 }
 
 void Executor::run_step(uint64_t step) {
@@ -78,6 +133,7 @@ void Executor::run_step(uint64_t step) {
   const size_t n = plan_.program.size();
   std::vector<Event> events(n);
   if (opt_.time_instructions) stats_.instr_seconds.assign(n, 0.0);
+  stats_.encoded_raw = stats_.encoded_bound = stats_.encoded_real = 0;
   // Inputs and labels are (re)loaded by the caller before each step.
   for (const plan::Buffer& b : plan_.buffers)
     if (b.preloaded && b.begin < b.end) make_resident(b.id);
@@ -111,6 +167,13 @@ void Executor::run_step(uint64_t step) {
       case InstrKind::free: release(in.buffer); break;
       case InstrKind::swap_out:
       case InstrKind::swap_in: {
+        if (codecs_[i]) {
+          // cDMA: the copy moves the encoding. It runs here, after the copy streams
+          // drain, so that stream order still holds for whoever waits on it.
+          be_.synchronize();
+          run_codec(i, in);
+          break;
+        }
         const BufferId src = in.inputs.at(0), dst = in.outputs.at(0);
         DLMEM_CHECK(resident_[static_cast<size_t>(src)], "copy from buffer ", src, " which is not resident");
         make_resident(dst);
@@ -121,8 +184,8 @@ void Executor::run_step(uint64_t step) {
       }
       case InstrKind::compress:
       case InstrKind::decompress:
-        throw Error("instruction ", i, " (", plan::instr_name(in.kind), ", codec '", in.codec,
-                    "'): this build has no activation codecs; plan without --policy compress");
+        run_codec(i, in);
+        break;
     }
     if (opt_.time_instructions)
       stats_.instr_seconds[i] = std::chrono::duration<double>(clock::now() - ti).count();
@@ -135,6 +198,7 @@ void Executor::run_step(uint64_t step) {
 void Executor::reset_peak() {
   stats_.peak_device = stats_.live_device;
   stats_.peak_by_role = live_by_role_;
+  stats_.peak_device_real = live_real_;
 }
 
 void Executor::write(ir::ValueId v, std::span<const std::byte> data) {

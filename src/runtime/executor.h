@@ -36,6 +36,13 @@ struct ExecStats {
   double last_step_seconds = 0;
   std::vector<double> instr_seconds;   // last step, per instruction (when timed)
   uint64_t bytes_to_host = 0, bytes_to_device = 0;
+  // Encodings (compress instructions and swaps with a codec), summed over the last
+  // step: the tensors' raw bytes, what the plan reserved (codec bounds) and what the
+  // encodings really took (Note [Encoded sizes in plans], plan/compress/compress.h).
+  uint64_t encoded_raw = 0, encoded_bound = 0, encoded_real = 0;
+  // Max resident device bytes with each encoded buffer at its real size (what an
+  // exactly-sized allocation would need); <= peak_device.
+  uint64_t peak_device_real = 0;
 };
 
 class Executor {
@@ -63,8 +70,12 @@ class Executor {
 
  private:
   void* ptr(plan::BufferId) const;
-  void make_resident(plan::BufferId);
+  // `count_real`: false for an encoding's destination, counted at its real size later.
+  void make_resident(plan::BufferId, bool count_real = true);
   void release(plan::BufferId);
+  void add_real(plan::BufferId, uint64_t bytes);
+  // Compress / decompress, and swaps with a codec: synchronous, on the calling thread.
+  void run_codec(size_t instr, const plan::Instr&);
 
   const ir::Graph& g_;
   const plan::Plan& plan_;
@@ -75,6 +86,10 @@ class Executor {
   std::vector<bool> resident_;
   analysis::RoleBytes live_by_role_{};
   ExecStats stats_;
+  std::vector<const codec::Codec*> codecs_;  // per instruction: its codec, or nullptr
+  std::vector<uint64_t> encoded_size_;       // per buffer: bytes of the encoding it holds
+  std::vector<uint64_t> real_bytes_;         // per device buffer: bytes counted in live_real_
+  uint64_t live_real_ = 0;
 };
 
 }  // namespace dlmem::runtime

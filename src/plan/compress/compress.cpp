@@ -1,0 +1,287 @@
+#include "plan/compress/compress.h"
+
+#include <algorithm>
+
+#include "codec/codec.h"
+#include "plan/share/placement.h"
+#include "util/error.h"
+#include "util/format.h"
+
+namespace dlmem::plan {
+
+namespace {
+
+constexpr std::string_view kSwapPrefix = "compress+";
+
+bool is_f32_activation(const ir::Graph& g, const Buffer& b) {
+  if (b.space != Space::device || b.persistent || b.preloaded || b.role != ir::Role::activation) return false;
+  const ir::Value& v = g.value(b.value);
+  return v.type.dtype == ir::DType::f32 && v.producer != ir::kNoNode &&
+         g.node(v.producer).phase == ir::Phase::forward;
+}
+
+uint64_t numel(const ir::Graph& g, const Buffer& b) { return static_cast<uint64_t>(g.value(b.value).type.numel()); }
+
+// The peak a plan reaches once placed (what a budget must cover).
+uint64_t placed_need(const Plan& p) {
+  Plan q = p;
+  place(q);
+  return q.device_arena;
+}
+
+Plan finish(const ir::Graph& g, Plan p, uint64_t target, const char* policy) {
+  compute_lifetimes(p);
+  compute_stats(g, p);
+  if (target && p.stats.peak_device > target)
+    throw OutOfMemory("policy ", policy, " keeps ", human_bytes(p.stats.peak_device),
+                      " resident at its peak, above the target ", human_bytes(target),
+                      "; the smallest budget it reaches is ", human_bytes(placed_need(p)),
+                      " -- combine compression with swapping (compress+swap:...) to go lower");
+  return p;
+}
+
+}  // namespace
+
+bool reads_sign_only(const ir::Node& n, int input) {
+  // Note [What a backward reads]: relu_bwd(dy, y) computes dy * [y > 0].
+  return n.op == ir::OpKind::relu_bwd && input == 1;
+}
+
+std::vector<bool> relu_like_values(const ir::Graph& g) {
+  std::vector<bool> like(static_cast<size_t>(g.num_values()), false);
+  auto is = [&](ir::ValueId v) { return like[static_cast<size_t>(v)]; };
+  // Nodes are in topological order: inputs are decided before their consumers.
+  for (const ir::Node& n : g.nodes()) {
+    if (n.phase != ir::Phase::forward || n.outputs.empty()) continue;
+    bool r = false;
+    switch (n.op) {
+      case ir::OpKind::relu:
+      case ir::OpKind::relu6: r = true; break;
+      case ir::OpKind::max_pool2d:
+      case ir::OpKind::dropout:
+      case ir::OpKind::reshape:
+      case ir::OpKind::transpose:
+      case ir::OpKind::slice: r = is(n.inputs[0]); break;
+      case ir::OpKind::concat: r = std::all_of(n.inputs.begin(), n.inputs.end(), is); break;
+      default: break;
+    }
+    like[static_cast<size_t>(n.outputs[0])] = r;
+  }
+  return like;
+}
+
+std::vector<Stash> find_stashes(const ir::Graph& g, const Plan& p) {
+  const size_t nb = p.buffers.size();
+  const int n = static_cast<int>(p.program.size());
+  // Per buffer: program positions of compute reads and writes, in order.
+  struct Use {
+    int pos;
+    bool write;
+  };
+  std::vector<std::vector<Use>> uses(nb);
+  std::vector<bool> managed(nb, false);  // already swapped or compressed
+  for (int i = 0; i < n; ++i) {
+    const Instr& in = p.program[static_cast<size_t>(i)];
+    if (in.kind == InstrKind::compute) {
+      for (BufferId b : in.inputs) uses[static_cast<size_t>(b)].push_back({i, false});
+      for (BufferId b : in.outputs) uses[static_cast<size_t>(b)].push_back({i, true});
+    } else if (in.kind != InstrKind::free) {
+      for (BufferId b : in.inputs) managed[static_cast<size_t>(b)] = true;
+      for (BufferId b : in.outputs) managed[static_cast<size_t>(b)] = true;
+    }
+  }
+  // Forward computations before each position (to test that a gap holds one).
+  std::vector<int> fwd_before(static_cast<size_t>(n) + 1, 0);
+  for (int i = 0; i < n; ++i) {
+    const Instr& in = p.program[static_cast<size_t>(i)];
+    fwd_before[static_cast<size_t>(i) + 1] =
+        fwd_before[static_cast<size_t>(i)] +
+        (in.kind == InstrKind::compute && g.node(in.node).phase == ir::Phase::forward ? 1 : 0);
+  }
+  const std::vector<bool> relu_like = relu_like_values(g);
+
+  std::vector<Stash> out;
+  for (const Buffer& b : p.buffers) {
+    const auto& u = uses[static_cast<size_t>(b.id)];
+    if (managed[static_cast<size_t>(b.id)] || u.empty() || !is_f32_activation(g, b)) continue;
+    size_t k = 0;
+    while (k < u.size() && g.node(p.program[static_cast<size_t>(u[k].pos)].node).phase == ir::Phase::forward) ++k;
+    if (k == 0 || k == u.size()) continue;  // never read in backward
+    Stash s;
+    s.buffer = b.id;
+    s.value = b.value;
+    s.last_forward = u[k - 1].pos;
+    s.first_backward = u[k].pos;
+    if (fwd_before[static_cast<size_t>(s.first_backward)] - fwd_before[static_cast<size_t>(s.last_forward) + 1] == 0)
+      continue;  // read back before any other forward layer runs: nothing to gain
+    bool written = false, exact = false;
+    for (size_t j = k; j < u.size(); ++j) {
+      written |= u[j].write;
+      const Instr& in = p.program[static_cast<size_t>(u[j].pos)];
+      for (size_t q = 0; q < in.inputs.size(); ++q)
+        if (in.inputs[q] == b.id && !reads_sign_only(g.node(in.node), static_cast<int>(q))) exact = true;
+    }
+    if (written) continue;
+    s.need = exact ? StashNeed::exact : StashNeed::sign;
+    s.relu_like = relu_like[static_cast<size_t>(b.value)];
+    const ir::Value& v = g.value(b.value);
+    s.feature_map = g.node(v.producer).outputs.at(0) == b.value;
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::string choose_codec(const ir::Graph& g, const Stash& s, const CompressOptions& o) {
+  const uint64_t n = static_cast<uint64_t>(g.value(s.value).type.numel());
+  const uint64_t raw = 4 * n;
+  auto smaller = [&](std::string_view name) { return codec::get(name).bound(n) < raw; };
+  if (s.need == StashNeed::sign && smaller("bitmask")) return "bitmask";
+  if (s.need == StashNeed::exact && s.feature_map && !o.lossy.empty()) {
+    const codec::Codec& c = codec::get(o.lossy);
+    if (c.preserves() != codec::Preserves::approximate)
+      throw Error("'", o.lossy, "' is not a reduced-precision codec; lossy stashes take fp16, bf16 or fp8-e4m3");
+    if (smaller(o.lossy)) return o.lossy;
+  }
+  // Data-dependent: reserved at its bound (raw + 0.2%), smaller only at run time
+  // (Note [Encoded sizes in plans]).
+  if (s.need == StashNeed::exact && s.relu_like && o.sparse) return "sparse";
+  return "";
+}
+
+int encode_stashes(const ir::Graph& g, Plan& p, const CompressOptions& o) {
+  const std::vector<Stash> stashes = find_stashes(g, p);
+  const size_t n = p.program.size();
+  std::vector<std::vector<Instr>> after(n), before(n);
+  int count = 0;
+  for (const Stash& s : stashes) {
+    const std::string name = choose_codec(g, s, o);
+    if (name.empty()) continue;
+    const codec::Codec& c = codec::get(name);
+    const Buffer a = p.buffers[static_cast<size_t>(s.buffer)];
+    const BufferId e = p.add_buffer(a.value, a.role, c.bound(numel(g, a)), Space::device);
+    const BufferId a2 = p.add_buffer(a.value, a.role, a.bytes, Space::device);
+    Instr comp;
+    comp.kind = InstrKind::compress;
+    comp.inputs = {a.id};
+    comp.outputs = {e};
+    comp.codec = name;
+    Instr free_a;
+    free_a.kind = InstrKind::free;
+    free_a.buffer = a.id;
+    Instr dec;
+    dec.kind = InstrKind::decompress;
+    dec.inputs = {e};
+    dec.outputs = {a2};
+    dec.codec = name;
+    Instr free_e;
+    free_e.kind = InstrKind::free;
+    free_e.buffer = e;
+    after[static_cast<size_t>(s.last_forward)].push_back(std::move(comp));
+    after[static_cast<size_t>(s.last_forward)].push_back(std::move(free_a));
+    before[static_cast<size_t>(s.first_backward)].push_back(std::move(dec));
+    before[static_cast<size_t>(s.first_backward)].push_back(std::move(free_e));
+    // From the first backward use on, the decoded copy stands in for the original.
+    auto rename = [&](BufferId& b) {
+      if (b == a.id) b = a2;
+    };
+    for (size_t i = static_cast<size_t>(s.first_backward); i < n; ++i) {
+      Instr& in = p.program[i];
+      for (BufferId& b : in.inputs) rename(b);
+      for (BufferId& b : in.outputs) rename(b);
+      rename(in.workspace);
+      rename(in.buffer);
+    }
+    ++count;
+  }
+  if (count == 0) return 0;
+
+  std::vector<Instr> program;
+  std::vector<int> moved(n, -1);
+  program.reserve(n + 4 * static_cast<size_t>(count));
+  for (size_t i = 0; i < n; ++i) {
+    for (Instr& in : before[i]) program.push_back(std::move(in));
+    moved[i] = static_cast<int>(program.size());
+    program.push_back(std::move(p.program[i]));
+    for (Instr& in : after[i]) program.push_back(std::move(in));
+  }
+  for (Instr& in : program)
+    for (int& w : in.waits) w = moved[static_cast<size_t>(w)];  // inserted instructions wait on nothing
+  p.program = std::move(program);
+  compute_lifetimes(p);
+  compute_stats(g, p);
+  return count;
+}
+
+int compress_swaps(const ir::Graph& g, Plan& p, const SwapCompressOptions& o) {
+  const codec::Codec& c = codec::get(o.codec);
+  if (!c.lossless()) throw Error("swap compression needs an exact codec (zvc, sparse, lz4, zstd), not '", o.codec, "'");
+  const std::vector<bool> relu_like = relu_like_values(g);
+  // Host buffers written by exactly one swap_out and read only by swap_ins.
+  const size_t nb = p.buffers.size();
+  std::vector<int> writers(nb, 0), other_uses(nb, 0);
+  for (const Instr& in : p.program) {
+    if (in.kind == InstrKind::swap_out) {
+      writers[static_cast<size_t>(in.outputs.at(0))]++;
+    } else if (in.kind != InstrKind::swap_in && in.kind != InstrKind::free) {
+      for (BufferId b : in.inputs) other_uses[static_cast<size_t>(b)]++;
+      for (BufferId b : in.outputs) other_uses[static_cast<size_t>(b)]++;
+    }
+  }
+  std::vector<bool> chosen(nb, false);
+  int count = 0;
+  for (Instr& in : p.program) {
+    if (in.kind != InstrKind::swap_out || !in.codec.empty()) continue;
+    const Buffer& src = p.buffers[static_cast<size_t>(in.inputs.at(0))];
+    const size_t host = static_cast<size_t>(in.outputs.at(0));
+    const ir::Value& v = g.value(src.value);
+    if (v.type.dtype != ir::DType::f32 || writers[host] != 1 || other_uses[host] != 0) continue;
+    if (o.codec == "zvc" && !relu_like[static_cast<size_t>(src.value)]) continue;
+    in.codec = o.codec;
+    p.buffers[host].bytes = std::max(p.buffers[host].bytes, c.bound(static_cast<uint64_t>(v.type.numel())));
+    chosen[host] = true;
+    ++count;
+  }
+  for (Instr& in : p.program)
+    if (in.kind == InstrKind::swap_in && chosen[static_cast<size_t>(in.inputs.at(0))]) in.codec = o.codec;
+  compute_lifetimes(p);
+  compute_stats(g, p);
+  return count;
+}
+
+Plan plan_compress(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target) {
+  Plan p = make_default_plan(g, live);
+  encode_stashes(g, p, {.lossy = req.lossy ? "fp16" : ""});
+  return finish(g, std::move(p), target, "compress");
+}
+
+Plan plan_compress_sparse(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target) {
+  Plan p = make_default_plan(g, live);
+  encode_stashes(g, p, {.sparse = true, .lossy = req.lossy ? "fp16" : ""});
+  return finish(g, std::move(p), target, "compress:sparse");
+}
+
+Plan plan_compress_lossy(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target) {
+  // "compress:<codec>": naming a precision in the policy is the opt-in.
+  const std::string_view name = std::string_view(req.policy).substr(req.policy.find(':') + 1);
+  Plan p = make_default_plan(g, live);
+  encode_stashes(g, p, {.lossy = std::string(name)});
+  return finish(g, std::move(p), target, req.policy.c_str());
+}
+
+Plan plan_compress_swap(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target) {
+  if (req.policy.rfind(kSwapPrefix, 0) != 0)
+    throw Error("policy '", req.policy, "' is not of the form compress+swap:<swap policy>");
+  PlanRequest inner = req;
+  inner.policy = req.policy.substr(kSwapPrefix.size());
+  const PolicyInfo* swap = nullptr;
+  for (const PolicyInfo& i : known_policies())
+    if (i.name == inner.policy) swap = &i;
+  if (!swap || inner.policy.rfind("swap:", 0) != 0)
+    throw Error("policy '", req.policy, "' needs a swap policy after 'compress+', such as compress+swap:<name> for a "
+                "registered swap:<name>; '", inner.policy, "' is not one");
+  Plan p = swap->fn(g, live, inner, target);
+  compress_swaps(g, p);
+  return p;
+}
+
+}  // namespace dlmem::plan

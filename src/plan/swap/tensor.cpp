@@ -9,10 +9,11 @@
 //     whose round trip fits in their gap (Capuchin's positive free time).
 //  2. Timing, by simulating the emitted plan on the device profile: each release of
 //     device bytes goes after the first compute that ends after the swap-out has
-//     completed (no stall), each swap-in's trigger is the latest position from which
-//     the copy, queued behind earlier swap-ins on the FIFO h2d stream, still arrives
-//     before its use starts (in-trigger). Repeated, as Capuchin's feedback adjusts
-//     triggers, because stalls move the timeline.
+//     completed (no stall); the swap-ins are laid out on the FIFO h2d stream as late
+//     as possible, from the last use backwards (each ends before its use and before
+//     the next copy must start), and each is issued at the latest position that is
+//     reached by then (in-trigger). Repeated, as Capuchin's feedback adjusts triggers,
+//     because stalls move the timeline.
 //     Without a target, tensors whose copies still stall the compute stream after
 //     timing are dropped and the rest timed again (only hidden swaps remain).
 //  3. Repair: while the plan's peak (copies in flight included) is over the target, at
@@ -79,7 +80,7 @@ class TensorPlanner {
       }
       // Without a budget, swap only what the simulation shows hidden: drop the tensors
       // whose copies still make the compute stream wait, and time the rest again.
-      if (target_ != 0 || pass == kRounds || !drop_stalling(p)) break;
+      if (target_ != 0 || pass == kDropPasses || !drop_stalling(p)) break;
       p = emit();
     }
     return p;
@@ -87,6 +88,7 @@ class TensorPlanner {
 
  private:
   static constexpr int kRounds = 8;
+  static constexpr int kDropPasses = 64;
 
   struct Item {
     size_t cand = 0;
@@ -190,45 +192,71 @@ class TensorPlanner {
     auto issue = [&](int pos) { return r.timeline[static_cast<size_t>(ci[static_cast<size_t>(pos)])].issue; };
     auto end = [&](int pos) { return r.timeline[static_cast<size_t>(ci[static_cast<size_t>(pos)])].end; };
     bool moved = false;
+    // Releases: after the first compute that ends once the swap-out is done.
+    for (size_t k = 0; k < items_.size(); ++k) {
+      Item& it = items_[k];
+      const double out_done = r.timeline[static_cast<size_t>(emitted_[k].swap_out)].end;
+      int f = it.s.last_before;
+      while (f < it.free_cap && end(f) < out_done) ++f;
+      moved = moved || f != it.s.free_after;
+      it.s.free_after = f;
+    }
+    // Triggers: the h2d stream is FIFO, so plan it as late as possible from the last
+    // use backwards -- each copy must end before its use is reached and before the copy
+    // after it has to start -- then issue each at the latest position whose issue time
+    // is no later than its planned start.
     std::vector<size_t> by_use(items_.size());
     std::iota(by_use.begin(), by_use.end(), size_t{0});
     std::stable_sort(by_use.begin(), by_use.end(), [&](size_t x, size_t y) { return items_[x].s.use < items_[y].s.use; });
-    double h2d_free = 0;
-    for (size_t k : by_use) {
-      Item& it = items_[k];
+    double next_start = std::numeric_limits<double>::infinity();
+    for (auto k = by_use.rbegin(); k != by_use.rend(); ++k) {
+      Item& it = items_[*k];
       swap::SwapItem& s = it.s;
-      // Release: after the first compute that ends once the swap-out is done.
-      const double out_done = r.timeline[static_cast<size_t>(emitted_[k].swap_out)].end;
-      int f = s.last_before;
-      while (f < it.free_cap && end(f) < out_done) ++f;
-      // Trigger: the latest position from which the copy still arrives in time.
-      const double in_dur = cm_.copy_seconds(Stream::h2d, s.bytes);
-      const int lo = std::max(it.trigger_min, f + 1);
-      const double deadline = issue(s.use);
+      const double start = std::min(issue(s.use), next_start) - cm_.copy_seconds(Stream::h2d, s.bytes);
+      const int lo = std::max(it.trigger_min, s.free_after + 1);
       int t = s.use;
-      while (t > lo && std::max(issue(t), h2d_free) + in_dur > deadline) --t;
-      h2d_free = std::max(issue(t), h2d_free) + in_dur;
-      moved = moved || f != s.free_after || t != s.trigger;
-      s.free_after = f;
+      while (t > lo && issue(t) > start) --t;
+      next_start = std::min(start, issue(t) > start ? issue(t) : start);
+      moved = moved || t != s.trigger;
       s.trigger = t;
     }
     return moved;
   }
 
-  // Removes the items whose swap-out delays their release or whose swap-in arrives
-  // after its use is reached; returns whether any was removed.
+  // Removes tensors whose copies make the compute stream wait; returns whether any was
+  // removed. A copy may be late only because it queued behind late ones on its FIFO
+  // stream, so those late on their own (not queued) go, and of the others the earlier
+  // half in stream order; the rest are timed again without them.
   bool drop_stalling(const Plan& p) {
     const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
     const std::vector<int> ci = swap::compute_index(p, L_);
-    std::vector<Item> keep;
+    auto ready = [&](int instr) {  // when the copy could have started, were its stream free
+      double t = r.timeline[static_cast<size_t>(instr)].issue;
+      for (int w : p.program[static_cast<size_t>(instr)].waits) t = std::max(t, r.timeline[static_cast<size_t>(w)].end);
+      return t;
+    };
+    std::vector<bool> drop(items_.size(), false);
+    std::vector<std::pair<int, size_t>> queued_late[2];  // (copy instruction, item) per stream
     for (size_t k = 0; k < items_.size(); ++k) {
-      const sim::SimEvent& in = r.timeline[static_cast<size_t>(emitted_[k].swap_in)];
-      const sim::SimEvent& use = r.timeline[static_cast<size_t>(ci[static_cast<size_t>(items_[k].s.use)])];
-      const sim::SimEvent& out = r.timeline[static_cast<size_t>(emitted_[k].swap_out)];
-      const sim::SimEvent& released = r.timeline[static_cast<size_t>(ci[static_cast<size_t>(items_[k].s.free_after)])];
-      if (in.end > use.issue || out.end > released.end) continue;  // stays taken: never retried
-      keep.push_back(items_[k]);
+      const int copies[2] = {emitted_[k].swap_out, emitted_[k].swap_in};
+      const double deadlines[2] = {
+          r.timeline[static_cast<size_t>(ci[static_cast<size_t>(items_[k].s.free_after)])].end,
+          r.timeline[static_cast<size_t>(ci[static_cast<size_t>(items_[k].s.use)])].issue};
+      for (int d = 0; d < 2; ++d) {
+        const sim::SimEvent& e = r.timeline[static_cast<size_t>(copies[d])];
+        const double tolerance = 1e-9 + 1e-6 * (e.end - e.start);  // rounding, not a stall
+        if (e.end <= deadlines[d] + tolerance) continue;
+        if (e.start <= ready(copies[d]) + tolerance) drop[k] = true;
+        else queued_late[d].emplace_back(copies[d], k);
+      }
     }
+    for (auto& late : queued_late) {
+      std::sort(late.begin(), late.end());
+      for (size_t i = 0; i < (late.size() + 1) / 2; ++i) drop[late[i].second] = true;
+    }
+    std::vector<Item> keep;
+    for (size_t k = 0; k < items_.size(); ++k)
+      if (!drop[k]) keep.push_back(items_[k]);  // dropped ones stay taken: never retried
     const bool dropped = keep.size() < items_.size();
     items_ = std::move(keep);
     return dropped;

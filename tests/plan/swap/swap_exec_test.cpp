@@ -1,7 +1,10 @@
 // A swap plan run directly by the executor on the cpu backend -- the copy threads, the
 // events and the waits of the swap path, without the trainer -- against the default
 // plan: bit-identical results, and the executor's own accounting equal to the plan's.
-// Light enough to run under ThreadSanitizer (the tsan preset).
+// Light enough to run under ThreadSanitizer (the tsan preset). One compute thread: every
+// kernel then runs on the thread that waited for the copies it reads, so TSan sees the
+// whole happens-before chain (copy thread -> event -> kernel); OpenMP worker threads
+// would hide it behind libgomp's uninstrumented barriers (tests/tsan.supp).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -56,7 +59,7 @@ Outcome run_plan(const ir::Graph& g, const Plan& p, runtime::Backend& be, int st
 TEST(SwapExecutor, VdnnPlanRunsBitIdenticalWithOverlappedCopies) {
   ir::Graph g = models::build_model("lenet5", {.batch = 16});
   ir::build_training_graph(g, {});
-  auto be = runtime::make_cpu_backend({.threads = 2});
+  auto be = runtime::make_cpu_backend({.threads = 1});
   runtime::attach_workspaces(g, *be);
   const analysis::Liveness live = analysis::compute_liveness(g, analysis::default_schedule(g));
 

@@ -5,6 +5,7 @@
 #include "analysis/memory.h"
 #include "plan/compress/compress.h"
 #include "plan/swap/swap.h"
+#include "plan/share/share_policy.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -18,6 +19,7 @@ const std::vector<PolicyInfo>& known_policies() {
   // One line per policy; each family's planners live in their own folder.
   static const std::vector<PolicyInfo> policies = {
       {"default", "compute in order, free every buffer after its last use, static placement", plan_default},
+      {"share", "default + in-place writes (outputs over dying inputs, gradients over dying activations)", plan_share},
       {"compress", "Gist: ReLU outputs only ReLU's backward reads kept as 1 bit (with --lossy: fp16 feature maps)", plan_compress},
       {"compress:sparse", "compress + Gist's sparse storage for ReLU outputs read exactly (planned at its bound)", plan_compress_sparse},
       {"compress:fp16", "compress + feature maps stashed in fp16 (lossy, opt-in)", plan_compress_lossy},

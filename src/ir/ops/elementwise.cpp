@@ -108,7 +108,7 @@ void set_eltwise(Registry& r, OpKind fwd, OpKind bwd, std::string_view fname,
       .inplace = {{0, 0}}};
   r[static_cast<size_t>(bwd)] = OpDef{
       .name = bname, .min_inputs = 2, .max_inputs = 2, .infer = infer_eltwise_bwd,
-      .flops = flops_per_element, .inplace = {{0, 0}}};
+      .flops = flops_per_element, .inplace = {{0, 0}, {0, 1}}};  // dx over dy, or over the saved y / x
 }
 
 }  // namespace
@@ -117,11 +117,11 @@ void register_elementwise(Registry& r) {
   r[static_cast<size_t>(OpKind::add)] = OpDef{
       .name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary,
       .flops = flops_per_element, .saved = saved_mask<0, 0>, .grad = grad_add,
-      .inplace = {{0, 0}}};
+      .inplace = {{0, 0}, {0, 1}}};
   r[static_cast<size_t>(OpKind::mul)] = OpDef{
       .name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary,
       .flops = flops_per_element, .saved = saved_mask<0b11, 0>, .grad = grad_mul,
-      .inplace = {{0, 0}}};
+      .inplace = {{0, 0}, {0, 1}}};
   r[static_cast<size_t>(OpKind::scale)] = OpDef{
       .name = "scale", .infer = same_as_input, .flops = flops_per_element,
       .saved = saved_mask<0, 0>, .grad = grad_scale, .inplace = {{0, 0}}};

@@ -36,13 +36,15 @@ void register_loss(Registry& r) {
       .grad = grad_softmax, .inplace = {{0, 0}}};
   r[static_cast<size_t>(OpKind::softmax_bwd)] = OpDef{
       .name = "softmax_bwd", .min_inputs = 2, .max_inputs = 2, .infer = same,
-      .flops = flops_softmax, .inplace = {{0, 0}}};
+      .flops = flops_softmax, .inplace = {{0, 0}, {0, 1}}};
   r[static_cast<size_t>(OpKind::softmax_xent)] = OpDef{
       .name = "softmax_xent", .min_inputs = 2, .max_inputs = 2, .infer = infer_xent,
       .flops = flops_softmax, .saved = saved_mask<0b10, 0b10>, .grad = grad_xent};
   r[static_cast<size_t>(OpKind::softmax_xent_bwd)] = OpDef{
+      // No in-place pair: the cpu kernel reads probs[label] after writing the row, so
+      // dlogits over probs gives other numbers (tests/runtime/cpu/inplace_ops_test.cpp).
       .name = "softmax_xent_bwd", .min_inputs = 3, .max_inputs = 3, .infer = infer_xent_bwd,
-      .flops = flops_softmax, .inplace = {{0, 1}}};
+      .flops = flops_softmax};
 }
 
 }  // namespace dlmem::ir::ops

@@ -59,16 +59,17 @@ void register_norm(Registry& r) {
   r[static_cast<size_t>(OpKind::batch_norm)] = OpDef{
       .name = "batch_norm", .min_inputs = 5, .max_inputs = 5, .infer = infer_bn,
       .flops = flops_norm, .saved = saved_mask<0b00011, 0b110>, .grad = grad_bn,
-      .mutates = {3, 4}};
+      .inplace = {{0, 0}}, .mutates = {3, 4}};
   r[static_cast<size_t>(OpKind::batch_norm_bwd)] = OpDef{
       .name = "batch_norm_bwd", .min_inputs = 5, .max_inputs = 5, .infer = infer_norm_bwd,
-      .flops = flops_norm};
+      .flops = flops_norm, .inplace = {{0, 1}, {0, 0}}};  // dx over dy, or over x
   r[static_cast<size_t>(OpKind::layer_norm)] = OpDef{
       .name = "layer_norm", .min_inputs = 3, .max_inputs = 3, .infer = infer_ln,
-      .flops = flops_norm, .saved = saved_mask<0b011, 0b110>, .grad = grad_ln};
+      .flops = flops_norm, .saved = saved_mask<0b011, 0b110>, .grad = grad_ln,
+      .inplace = {{0, 0}}};
   r[static_cast<size_t>(OpKind::layer_norm_bwd)] = OpDef{
       .name = "layer_norm_bwd", .min_inputs = 5, .max_inputs = 5, .infer = infer_norm_bwd,
-      .flops = flops_norm};
+      .flops = flops_norm, .inplace = {{0, 1}, {0, 0}}};  // dx over dy, or over x
 }
 
 }  // namespace dlmem::ir::ops

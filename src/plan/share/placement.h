@@ -26,7 +26,9 @@ struct Interval {
   int end = 0;
 };
 
-enum class PlaceAlgo : uint8_t { greedy_by_size, greedy_by_breadth, first_fit, best };
+// best: the three heuristics, keep the smallest; above the max-live bound (and on a
+// problem small enough), improve it by hill climbing on the placement order.
+enum class PlaceAlgo : uint8_t { greedy_by_size, greedy_by_breadth, first_fit, hill_climb, best };
 std::string_view place_algo_name(PlaceAlgo);
 
 struct Placement {

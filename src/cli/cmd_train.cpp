@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "train/trainer.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/format.h"
 #include "util/table.h"
@@ -17,7 +18,17 @@ struct TrainArgs {
   train::TrainConfig cfg;
   double lr = -1;
   bool json = false;
+  std::string pool_snapshot;
 };
+
+// What the pooled allocator did (--allocator pool).
+nlohmann::json pool_json(const runtime::PoolAllocator& pool) {
+  const runtime::PoolStats s = pool.stats();
+  return {{"capacity", s.capacity},           {"allocated_peak", s.allocated.peak}, {"reserved_peak", s.reserved.peak},
+          {"requested_peak", s.requested.peak}, {"allocs", s.allocs},                 {"splits", s.splits},
+          {"merges", s.merges},                 {"segment_reserves", s.segment_reserves},
+          {"segment_releases", s.segment_releases}, {"fragmentation", s.fragmentation}};
+}
 
 // The nodes that took longest, summed over all steps run.
 void print_profile(const train::Trainer& t, std::ostream& os) {
@@ -45,6 +56,8 @@ int run(TrainArgs& a) {
   c.model_config = a.model.config(true);
   c.optim.optimizer = a.model.parsed_optimizer();
   if (c.optim.optimizer == ir::Optimizer::none) throw Error("train needs an optimizer: --optimizer sgd or adam");
+  if (!a.pool_snapshot.empty() && c.allocator != "pool")
+    throw Error("--pool-snapshot needs --allocator pool (the static allocator has no pool to show)");
   c.optim.lr = a.lr > 0 ? a.lr : (c.optim.optimizer == ir::Optimizer::adam ? 1e-3 : 0.01);
   if (a.lr == 0 || (a.lr < 0 && a.lr != -1)) throw Error("--lr must be positive, got ", a.lr);
   train::Trainer t(c);
@@ -58,18 +71,33 @@ int run(TrainArgs& a) {
                                 : (c.threads ? std::to_string(c.threads) : "default") + " threads")
          << "\n";
   train::TrainResult r = t.run(log);
+  const runtime::PoolAllocator* pool = t.executor().pool();
+  if (pool && !a.pool_snapshot.empty()) {
+    const std::string text = pool->snapshot().dump(1);
+    write_file_atomic(a.pool_snapshot, std::as_bytes(std::span<const char>(text.data(), text.size())));
+  }
   if (a.json) {
     nlohmann::json ep = nlohmann::json::array();
     for (const auto& e : r.epochs)
       ep.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
                     {"test_accuracy", e.test_accuracy}, {"seconds", e.seconds}, {"samples_per_second", e.samples_per_second}});
-    std::cout << nlohmann::json{{"model", c.model}, {"policy", p.policy}, {"budget", p.budget}, {"device_arena", r.arena},
-                                {"planned_peak", r.planned_peak}, {"measured_peak", r.peak_device}, {"epochs", ep}}
-                     .dump(2)
-              << "\n";
+    nlohmann::json j{{"model", c.model}, {"policy", p.policy}, {"budget", p.budget}, {"device_arena", r.arena},
+                     {"planned_peak", r.planned_peak}, {"measured_peak", r.peak_device}, {"allocator", c.allocator},
+                     {"epochs", ep}};
+    if (pool) j["pool"] = pool_json(*pool);
+    std::cout << j.dump(2) << "\n";
   } else {
     std::cerr << "peak device memory " << human_bytes(r.peak_device) << " measured, " << human_bytes(r.planned_peak)
               << " planned, arena " << human_bytes(r.arena) << "\n";
+    if (pool) {
+      const runtime::PoolStats s = pool->stats();
+      std::cerr << "pool allocator: reserved peak " << human_bytes(s.reserved.peak) << ", allocated peak "
+                << human_bytes(s.allocated.peak) << " (asked " << human_bytes(s.requested.peak) << ") of "
+                << human_bytes(s.capacity) << "; " << s.allocs << " allocations, " << s.splits << " splits, " << s.merges
+                << " merges, " << s.segment_reserves << " segments reserved, fragmentation now "
+                << std::to_string(100 * s.fragmentation).substr(0, 4) << "%\n";
+    }
+    if (!a.pool_snapshot.empty() && pool) std::cerr << "wrote " << a.pool_snapshot << "\n";
     if (!c.save.empty()) std::cerr << "saved " << c.save << "\n";
   }
   if (c.profile) print_profile(t, std::cerr);
@@ -90,6 +118,9 @@ std::function<int()> add_train(CLI::App& app) {
   cmd->add_option("--steps", c.steps_per_epoch, "steps per epoch (0: the whole dataset)");
   cmd->add_option("--budget", c.budget, "device memory: bytes (64MiB) or a share of the default plan's need (40%)");
   cmd->add_option("--policy,-p", c.policy, "memory policy (see 'dlmem plan --help')")->capture_default_str();
+  cmd->add_option("--allocator", c.allocator, "device memory: static (the plan's offsets) | pool (pooled allocator)")
+      ->capture_default_str();
+  cmd->add_option("--pool-snapshot", a->pool_snapshot, "with --allocator pool: write the pool's segments and blocks as JSON");
   cmd->add_option("--lr", a->lr, "learning rate (default 0.01 for sgd, 0.001 for adam)");
   cmd->add_option("--momentum", c.optim.momentum, "sgd momentum")->capture_default_str();
   cmd->add_option("--weight-decay", c.optim.weight_decay, "L2 weight decay")->capture_default_str();

@@ -12,15 +12,33 @@ namespace dlmem::runtime {
 using plan::BufferId;
 using plan::InstrKind;
 
+std::string_view allocator_name(AllocatorKind k) { return k == AllocatorKind::pool ? "pool" : "static"; }
+
+AllocatorKind parse_allocator(std::string_view s) {
+  if (s == "static") return AllocatorKind::planned;
+  if (s == "pool") return AllocatorKind::pool;
+  throw Error("unknown allocator '", s, "'; use static (the plan's offsets) or pool (a caching pool allocator)");
+}
+
 Executor::Executor(const ir::Graph& g, const plan::Plan& p, Backend& be, ExecOptions opt)
     : g_(g), plan_(p), be_(be), opt_(opt) {
   if (p.placement.empty()) throw Error("the plan is not placed: run a placement pass before executing it");
   stats_.capacity = opt.capacity ? opt.capacity : (p.budget ? p.budget : p.device_arena);
-  if (p.device_arena > stats_.capacity)
+  if (opt.allocator == AllocatorKind::pool) {
+    // The pool ignores the placement; no allocator fits in less than the peak of
+    // resident bytes, and fragmentation may need more (the pool then says so).
+    if (p.stats.peak_device > stats_.capacity)
+      throw OutOfMemory("out of memory: the plan (", p.policy, ") keeps up to ", human_bytes(p.stats.peak_device),
+                        " resident on the device but the device has ", human_bytes(stats_.capacity),
+                        "; give it at least that much, or use a policy that saves memory");
+    pool_ = std::make_unique<PoolAllocator>(stats_.capacity);
+    pool_offset_.assign(p.buffers.size(), -1);
+  } else if (p.device_arena > stats_.capacity) {
     throw OutOfMemory("out of memory: the plan (", p.policy, ") needs ", human_bytes(p.device_arena),
                       " of device memory (peak resident ", human_bytes(p.stats.peak_device), ") but the device has ",
                       human_bytes(stats_.capacity), "; use a budget of at least ", human_bytes(p.device_arena),
                       " or a policy that saves memory (--policy share, recompute:..., swap:...)");
+  }
   device_ = be_.allocate(Space::device, std::max<uint64_t>(stats_.capacity, 1));
   host_ = p.host_arena ? be_.allocate(Space::host, p.host_arena) : nullptr;
   resident_.assign(p.buffers.size(), false);
@@ -63,6 +81,11 @@ Executor::~Executor() {
 
 void* Executor::ptr(BufferId id) const {
   const plan::Buffer& b = plan_.buffers[static_cast<size_t>(id)];
+  if (pool_ && b.space == Space::device) {
+    const int64_t off = pool_offset_[static_cast<size_t>(id)];
+    DLMEM_CHECK(off >= 0, "buffer ", id, " has no block in the pool");
+    return static_cast<char*>(device_) + off;
+  }
   DLMEM_CHECK(b.offset >= 0, "buffer ", id, " is not placed");
   char* base = static_cast<char*>(b.space == Space::device ? device_ : host_);
   return base + b.offset;
@@ -71,13 +94,25 @@ void* Executor::ptr(BufferId id) const {
 void Executor::make_resident(BufferId id, bool count_real) {
   if (resident_[static_cast<size_t>(id)]) return;
   const plan::Buffer& b = plan_.buffers[static_cast<size_t>(id)];
+  if (pool_ && b.space == Space::device) {
+    uint64_t off = 0;
+    pool_->process_pending([&](Stream s) { return be_.query(last_copy_[static_cast<size_t>(s)]); });
+    if (!pool_->try_allocate(b.bytes, Stream::compute, off)) {
+      // Blocks still read by copies come back once the copies are done.
+      be_.synchronize();
+      pool_->process_pending([](Stream) { return true; });
+      off = pool_->allocate(b.bytes, Stream::compute);  // OutOfMemory says what is live
+    }
+    pool_offset_[static_cast<size_t>(id)] = static_cast<int64_t>(off);
+  }
   resident_[static_cast<size_t>(id)] = true;
   if (b.space != Space::device) return;
   stats_.live_device += b.bytes;
   live_by_role_[static_cast<size_t>(b.role)] += b.bytes;
   // A GPU has a fixed capacity: so does this arena (placement is validated, this
   // is the last line of defence).
-  DLMEM_CHECK(static_cast<uint64_t>(b.offset) + b.bytes <= stats_.capacity, "buffer ", id, " lies outside the arena");
+  DLMEM_CHECK(pool_ || static_cast<uint64_t>(b.offset) + b.bytes <= stats_.capacity, "buffer ", id,
+              " lies outside the arena");
   if (stats_.live_device > stats_.peak_device) {
     stats_.peak_device = stats_.live_device;
     stats_.peak_by_role = live_by_role_;
@@ -97,6 +132,10 @@ void Executor::release(BufferId id) {
   resident_[static_cast<size_t>(id)] = false;
   if (opt_.poison_freed) be_.fill_bytes(b.space, ptr(id), 0xFF, b.bytes);
   if (b.space != Space::device) return;
+  if (pool_) {
+    pool_->free(static_cast<uint64_t>(pool_offset_[static_cast<size_t>(id)]));
+    pool_offset_[static_cast<size_t>(id)] = -1;
+  }
   stats_.live_device -= b.bytes;
   live_by_role_[static_cast<size_t>(b.role)] -= b.bytes;
   live_real_ -= real_bytes_[static_cast<size_t>(id)];
@@ -134,9 +173,14 @@ void Executor::run_step(uint64_t step) {
   std::vector<Event> events(n);
   if (opt_.time_instructions) stats_.instr_seconds.assign(n, 0.0);
   stats_.encoded_raw = stats_.encoded_bound = stats_.encoded_real = 0;
-  // Inputs and labels are (re)loaded by the caller before each step.
-  for (const plan::Buffer& b : plan_.buffers)
+  // Inputs and labels are (re)loaded by the caller before each step. Kept outputs
+  // (the loss, the logits) of the previous step are not: the plan counts them from
+  // the instruction that produces them again, and static placement may lend their
+  // memory to what runs before that -- so they stop being resident here, as planned.
+  for (const plan::Buffer& b : plan_.buffers) {
     if (b.preloaded && b.begin < b.end) make_resident(b.id);
+    if (!b.preloaded && b.persistent && resident_[static_cast<size_t>(b.id)]) release(b.id);
+  }
 
   std::vector<void*> ins, outs;
   for (size_t i = 0; i < n; ++i) {
@@ -178,7 +222,12 @@ void Executor::run_step(uint64_t step) {
         DLMEM_CHECK(resident_[static_cast<size_t>(src)], "copy from buffer ", src, " which is not resident");
         make_resident(dst);
         const uint64_t bytes = plan_.buffers[static_cast<size_t>(src)].bytes;
+        if (pool_)  // Note [Streams] (pool_allocator.h): the copy stream uses both blocks too
+          for (BufferId b : {src, dst})
+            if (plan_.buffers[static_cast<size_t>(b)].space == Space::device)
+              pool_->record_stream(static_cast<uint64_t>(pool_offset_[static_cast<size_t>(b)]), in.stream);
         events[i] = be_.copy_async(in.stream, ptr(dst), ptr(src), bytes);
+        last_copy_[static_cast<size_t>(in.stream)] = events[i];
         (in.kind == InstrKind::swap_out ? stats_.bytes_to_host : stats_.bytes_to_device) += bytes;
         break;
       }
@@ -191,6 +240,12 @@ void Executor::run_step(uint64_t step) {
       stats_.instr_seconds[i] = std::chrono::duration<double>(clock::now() - ti).count();
   }
   be_.synchronize();
+  if (pool_) {
+    pool_->process_pending([](Stream) { return true; });
+    // Inputs and labels need memory before the caller writes the next batch.
+    for (const plan::Buffer& b : plan_.buffers)
+      if (b.preloaded && b.begin < b.end) make_resident(b.id);
+  }
   stats_.steps++;
   stats_.last_step_seconds = std::chrono::duration<double>(clock::now() - t0).count();
 }
@@ -201,9 +256,16 @@ void Executor::reset_peak() {
   stats_.peak_device_real = live_real_;
 }
 
+void Executor::check_addressable(ir::ValueId v, BufferId b) const {
+  if (b == plan::kNoBuffer) throw Error("value '", g_.value(v).name, "' is not bound in the plan");
+  if (pool_ && plan_.buffers[static_cast<size_t>(b)].space == Space::device && !resident_[static_cast<size_t>(b)])
+    throw Error("value '", g_.value(v).name, "' has no device memory now: with the pool allocator a buffer exists ",
+                "only while it is resident (read kept outputs after a step; use --allocator static to read others)");
+}
+
 void Executor::write(ir::ValueId v, std::span<const std::byte> data) {
   const BufferId b = plan_.buffer_of(v);
-  if (b == plan::kNoBuffer) throw Error("value '", g_.value(v).name, "' is not bound in the plan");
+  check_addressable(v, b);
   const uint64_t bytes = g_.value(v).type.bytes();
   if (data.size() != bytes)
     throw Error("value '", g_.value(v).name, "' (", g_.value(v).type.str(), ") takes ", bytes, " bytes, got ", data.size());
@@ -212,7 +274,7 @@ void Executor::write(ir::ValueId v, std::span<const std::byte> data) {
 
 void Executor::read(ir::ValueId v, std::span<std::byte> out) const {
   const BufferId b = plan_.buffer_of(v);
-  if (b == plan::kNoBuffer) throw Error("value '", g_.value(v).name, "' is not bound in the plan");
+  check_addressable(v, b);
   const uint64_t bytes = g_.value(v).type.bytes();
   if (out.size() != bytes)
     throw Error("value '", g_.value(v).name, "' takes ", bytes, " bytes, the destination has ", out.size());

@@ -1,8 +1,9 @@
 // The executor interprets a Plan on a Backend. It allocates the device arena once, of
 // exactly the capacity (the plan's budget, or its arena when it has none), so a plan
 // that does not fit is an out-of-memory error, as on a GPU; it places every buffer at
-// its planned offset and keeps its own accounting of resident bytes, which tests
-// compare against the plan's prediction.
+// its planned offset (or, with ExecOptions::allocator = pool, in a block of a pooled
+// allocator over the same arena) and keeps its own accounting of resident bytes, which
+// tests compare against the plan's prediction.
 //
 //   runtime::Executor ex(graph, plan, *backend);
 //   ex.write(graph.find("input"), images);      // bound values: inputs, weights, ...
@@ -12,19 +13,36 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "analysis/memory.h"
 #include "plan/plan.h"
 #include "runtime/backend.h"
+#include "runtime/pool_allocator.h"
+
+namespace dlmem::codec {
+class Codec;
+}
 
 namespace dlmem::runtime {
+
+// Where device buffers live. `planned` ("static"): at the offsets the plan's placement
+// gave them. `pool`: the planned offsets are ignored; each buffer gets a block of a
+// PoolAllocator over the arena when it becomes resident and gives it back at its Free
+// -- execution without a static placement, as a framework's caching allocator runs.
+enum class AllocatorKind : uint8_t { planned, pool };
+std::string_view allocator_name(AllocatorKind);  // "static", "pool"
+// dlmem::Error naming the known allocators for anything else.
+AllocatorKind parse_allocator(std::string_view);
 
 struct ExecOptions {
   uint64_t capacity = 0;        // device arena bytes; 0: plan.budget, else plan.device_arena
   bool poison_freed = false;    // fill freed buffers with NaN bytes (tests: catches reads of dead memory)
   bool time_instructions = false;
+  AllocatorKind allocator = AllocatorKind::planned;
 };
 
 struct ExecStats {
@@ -64,12 +82,16 @@ class Executor {
   bool is_bound(ir::ValueId v) const { return plan_.buffer_of(v) != plan::kNoBuffer; }
 
   const ExecStats& stats() const { return stats_; }
+  // The pool (AllocatorKind::pool), nullptr otherwise: its statistics and snapshot.
+  const PoolAllocator* pool() const { return pool_.get(); }
   void reset_peak();
   const plan::Plan& plan() const { return plan_; }
   const ir::Graph& graph() const { return g_; }
 
  private:
   void* ptr(plan::BufferId) const;
+  // dlmem::Error unless value `v` (bound to `b`) has memory the caller may access.
+  void check_addressable(ir::ValueId v, plan::BufferId b) const;
   // `count_real`: false for an encoding's destination, counted at its real size later.
   void make_resident(plan::BufferId, bool count_real = true);
   void release(plan::BufferId);
@@ -83,6 +105,9 @@ class Executor {
   ExecOptions opt_;
   void* device_ = nullptr;
   void* host_ = nullptr;
+  std::unique_ptr<PoolAllocator> pool_;
+  std::vector<int64_t> pool_offset_;  // pool: per buffer, its block's offset (-1: none)
+  Event last_copy_[3] = {};           // per stream: the last copy queued on it
   std::vector<bool> resident_;
   analysis::RoleBytes live_by_role_{};
   ExecStats stats_;

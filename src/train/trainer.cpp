@@ -89,9 +89,19 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
                         human_bytes(gpu.free_bytes), " free; use --budget ", human_bytes(gpu.free_bytes),
                         " (or less) with a policy that saves memory");
   }
+  const runtime::AllocatorKind alloc = runtime::parse_allocator(cfg_.allocator);
+  // A pool without a budget gets a device as large as a plan sharing nothing needs
+  // (plus rounding and one small segment): the run measures the pool instead of
+  // failing on a capacity nobody chose; its reserved peak shows what it used. With a
+  // budget, the budget is the device.
+  const uint64_t capacity = alloc == runtime::AllocatorKind::pool && budget == 0
+                                ? plan_->stats.no_reuse + plan_->buffers.size() * 512 + (2u << 20)
+                                : 0;
   exec_ = std::make_unique<runtime::Executor>(*graph_, *plan_, *backend_,
-                                              runtime::ExecOptions{.poison_freed = cfg_.poison_freed,
-                                                                   .time_instructions = cfg_.profile});
+                                              runtime::ExecOptions{.capacity = capacity,
+                                                                   .poison_freed = cfg_.poison_freed,
+                                                                   .time_instructions = cfg_.profile,
+                                                                   .allocator = alloc});
   node_seconds_.assign(static_cast<size_t>(graph_->num_nodes()), 0.0);
   init_weights(*exec_, *graph_, cfg_.seed);
 

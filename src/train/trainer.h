@@ -40,6 +40,9 @@ struct TrainConfig {
   std::string resume;                    // checkpoint to start from
   bool evaluate = true;                  // test accuracy after each epoch
   bool poison_freed = false;             // executor option (tests)
+  // Device memory: "static" (the plan's offsets) or "pool" (a pooled allocator over the
+  // arena; without a budget the arena is as large as a plan that shares nothing needs).
+  std::string allocator = "static";
   bool profile = false;                  // time every instruction (see Trainer::profile())
 };
 

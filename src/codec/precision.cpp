@@ -118,14 +118,67 @@ DLMEM_AVX2 void fp16_decode_avx2(const uint16_t* src, uint64_t n, float* dst) {
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
   for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
-DLMEM_AVX2 void bf16_encode_avx2(const float* src, uint64_t n, uint16_t* dst) { bf16_encode_loop(src, n, dst); }
+// 8 lanes of f32_to_bf16 (as u32 in 0..0xFFFF).
+DLMEM_AVX2 inline __m256i bf16_lanes(const float* src) {
+  const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), lsb)), 16);
+  const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  const __m256i is_nan =
+      _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF)), _mm256_set1_epi32(0x7F800000));
+  return _mm256_blendv_epi8(rounded, nan, is_nan);
+}
+DLMEM_AVX2 void bf16_encode_avx2(const float* src, uint64_t n, uint16_t* dst) {
+  uint64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // packus works per 128-bit lane: [a0-3 b0-3 | a4-7 b4-7] -> reorder the 64-bit quarters.
+    const __m256i q = _mm256_packus_epi32(bf16_lanes(src + i), bf16_lanes(src + i + 8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_permute4x64_epi64(q, 0xD8));
+  }
+  bf16_encode_loop(src + i, n - i, dst + i);
+}
 DLMEM_AVX2 void bf16_decode_avx2(const uint16_t* src, uint64_t n, float* dst) { bf16_decode_loop(src, n, dst); }
-DLMEM_AVX2 void e4m3_encode_avx2(const float* src, uint64_t n, uint8_t* dst) { e4m3_encode_loop(src, n, dst); }
+
+// 8 lanes of f32_to_e4m3 (as u32 in 0..255), the same steps.
+DLMEM_AVX2 inline __m256i e4m3_lanes(const float* src) {
+  const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+  const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
+  const __m256i ax = _mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF));
+  const __m256i r = _mm256_add_epi32(
+      ax, _mm256_add_epi32(_mm256_set1_epi32(0x7FFFF), _mm256_and_si256(_mm256_srli_epi32(ax, 20), _mm256_set1_epi32(1))));
+  const __m256i normal = _mm256_or_si256(_mm256_slli_epi32(_mm256_sub_epi32(_mm256_srli_epi32(r, 23), _mm256_set1_epi32(120)), 3),
+                                         _mm256_and_si256(_mm256_srli_epi32(r, 20), _mm256_set1_epi32(7)));
+  const __m256 scaled = _mm256_add_ps(_mm256_mul_ps(_mm256_castsi256_ps(ax), _mm256_set1_ps(512.0f)), _mm256_set1_ps(8388608.0f));
+  const __m256i sub = _mm256_sub_epi32(_mm256_castps_si256(scaled), _mm256_set1_epi32(0x4B000000));
+  __m256i code = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(_mm256_set1_epi32(0x3C800000), ax));
+  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(0x7E), _mm256_cmpgt_epi32(ax, _mm256_set1_epi32(0x43DFFFFF)));
+  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(0x7F), _mm256_cmpgt_epi32(ax, _mm256_set1_epi32(0x7F7FFFFF)));
+  return _mm256_or_si256(sign, code);
+}
+DLMEM_AVX2 void e4m3_encode_avx2(const float* src, uint64_t n, uint8_t* dst) {
+  uint64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i ab = _mm256_packus_epi32(e4m3_lanes(src + i), e4m3_lanes(src + i + 8));
+    const __m256i cd = _mm256_packus_epi32(e4m3_lanes(src + i + 16), e4m3_lanes(src + i + 24));
+    // Dwords now hold [a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7]: put them in order.
+    const __m256i q = _mm256_packus_epi16(ab, cd);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  e4m3_encode_loop(src + i, n - i, dst + i);
+}
 DLMEM_AVX2 void e4m3_decode_avx2(const uint8_t* src, uint64_t n, float* dst) {
   uint64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i)));
-    _mm256_storeu_ps(dst + i, _mm256_i32gather_ps(kE4m3.v, idx, 4));
+    const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i)));
+    const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(c, _mm256_set1_epi32(0x80)), 24);
+    const __m256i m7 = _mm256_and_si256(c, _mm256_set1_epi32(0x7F));
+    const __m256i normal = _mm256_add_epi32(_mm256_slli_epi32(m7, 20), _mm256_set1_epi32(120 << 23));
+    const __m256i sub = _mm256_castps_si256(
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(c, _mm256_set1_epi32(7))), _mm256_set1_ps(1.0f / 512.0f)));
+    __m256i mag = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(_mm256_set1_epi32(8), m7));
+    mag = _mm256_blendv_epi8(mag, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(m7, _mm256_set1_epi32(0x7F)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_or_si256(mag, sign));
   }
   for (; i < n; ++i) dst[i] = kE4m3.v[src[i]];
 }

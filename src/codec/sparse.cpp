@@ -66,40 +66,35 @@ void pack_portable(const float* x, const uint64_t* words, std::byte* vals) {
 }
 
 #if DLMEM_CODEC_X86
-DLMEM_AVX2 uint64_t block_mask_avx2(const float* x, uint64_t len, uint64_t* words) {
-  if (len < kBlock) return block_mask_portable(x, len, words);
+// A full block in one pass: packs the non-zeros in the mask layout (at p + 32) while it
+// builds the mask; returns the count. The caller rewrites the block for the other modes.
+// Stores reach up to 32 bytes past a 1024-byte payload (kSlack has room).
+DLMEM_AVX2 uint64_t pack_block_avx2(const float* x, std::byte* p, uint64_t* words) {
+  float* out = reinterpret_cast<float*>(p + kBlock / 8);
   const __m256i zero = _mm256_setzero_si256();
-  uint64_t c = 0;
+  uint64_t k = 0;
   for (uint64_t q = 0; q < 4; ++q) {
     uint64_t w = 0;
     for (unsigned g = 0; g < 8; ++g) {
-      const __m256i v = _mm256_castps_si256(_mm256_loadu_ps(x + 64 * q + 8 * g));
-      const unsigned z = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, zero))));
-      w |= static_cast<uint64_t>(~z & 0xFFu) << (8 * g);
+      const __m256 v = _mm256_loadu_ps(x + 64 * q + 8 * g);
+      const unsigned z =
+          static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_castps_si256(v), zero))));
+      const unsigned m = ~z & 0xFFu;
+      _mm256_storeu_ps(out + k, _mm256_permutevar8x32_ps(v, lanes::compress(m)));
+      k += static_cast<uint64_t>(_mm_popcnt_u32(m));
+      w |= static_cast<uint64_t>(m) << (8 * g);
     }
     words[q] = w;
-    c += static_cast<uint64_t>(_mm_popcnt_u64(w));
   }
-  return c;
+  return k;
 }
 
-// Packs with 8-lane stores (up to 7 floats past the last value: kSlack has room).
-DLMEM_AVX2 void pack_avx2(const float* x, uint64_t len, const uint64_t* words, std::byte* vals) {
-  if (len < kBlock) return pack_portable(x, words, vals);
-  float* out = reinterpret_cast<float*>(vals);  // unaligned stores only
-  uint64_t k = 0;
-  for (uint64_t q = 0; q < 4; ++q)
-    for (unsigned g = 0; g < 8; ++g) {
-      const unsigned m = static_cast<unsigned>(words[q] >> (8 * g)) & 0xFFu;
-      _mm256_storeu_ps(out + k, _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + 64 * q + 8 * g), lanes::compress(m)));
-      k += static_cast<uint64_t>(_mm_popcnt_u32(m));
-    }
-}
-
-DLMEM_AVX2 void unpack_mask_avx2(const uint8_t* mask, const std::byte* vals, uint64_t c, uint64_t len, float* dst) {
+// `avail`: floats readable from `vals` on (this block's and those after it, up to the
+// end of the encoding), so 8-lane loads may run past this block's values.
+DLMEM_AVX2 void unpack_mask_avx2(const uint8_t* mask, const std::byte* vals, uint64_t avail, uint64_t len, float* dst) {
   const float* v = reinterpret_cast<const float*>(vals);
   uint64_t k = 0, i = 0;
-  for (; i + 8 <= len && k + 8 <= c; i += 8) {
+  for (; i + 8 <= len && k + 8 <= avail; i += 8) {
     const unsigned m = mask[i / 8];
     _mm256_storeu_ps(dst + i, lanes::expand(v + k, m));
     k += static_cast<uint64_t>(_mm_popcnt_u32(m));
@@ -137,10 +132,26 @@ class Sparse final : public Codec {
       const uint64_t len = std::min(kBlock, n - b * kBlock);
       uint64_t words[4];
 #if DLMEM_CODEC_X86
-      const uint64_t c = simd ? block_mask_avx2(x, len, words) : block_mask_portable(x, len, words);
-#else
-      const uint64_t c = block_mask_portable(x, len, words);
+      if (simd && len == kBlock) {
+        const uint64_t c = pack_block_avx2(x, p, words);
+        const uint16_t c16 = static_cast<uint16_t>(c);
+        std::memcpy(dst + 2 * b, &c16, 2);
+        switch (mode_of(c, len)) {
+          case Mode::mask: std::memcpy(p, words, kBlock / 8); break;
+          case Mode::raw: std::memcpy(p, x, 4 * len); break;
+          case Mode::indices: {
+            std::memmove(p + c, p + kBlock / 8, 4 * c);  // values after c indices
+            uint64_t k = 0;
+            for (uint64_t q = 0; q < 4; ++q)
+              for (uint64_t w = words[q]; w; w &= w - 1) p[k++] = static_cast<std::byte>(64 * q + static_cast<uint64_t>(__builtin_ctzll(w)));
+            break;
+          }
+        }
+        p += payload_bytes(c, len);
+        continue;
+      }
 #endif
+      const uint64_t c = block_mask_portable(x, len, words);
       const uint16_t c16 = static_cast<uint16_t>(c);
       std::memcpy(dst + 2 * b, &c16, 2);
       switch (mode_of(c, len)) {
@@ -148,12 +159,6 @@ class Sparse final : public Codec {
         case Mode::mask: {
           const uint64_t mb = (len + 7) / 8;
           std::memcpy(p, words, mb);  // little-endian words: byte j holds elements 8j..8j+7
-#if DLMEM_CODEC_X86
-          if (simd) {
-            pack_avx2(x, len, words, p + mb);
-            break;
-          }
-#endif
           pack_portable(x, words, p + mb);
           break;
         }
@@ -196,7 +201,7 @@ class Sparse final : public Codec {
           const uint64_t mb = (len + 7) / 8;
 #if DLMEM_CODEC_X86
           if (simd) {
-            unpack_mask_avx2(mask, p + mb, c, len, y);
+            unpack_mask_avx2(mask, p + mb, static_cast<uint64_t>(end - (p + mb)) / 4, len, y);
             break;
           }
 #endif

@@ -9,22 +9,29 @@
 //     whose round trip fits in their gap (Capuchin's positive free time).
 //  2. Timing, by simulating the emitted plan on the device profile: each release of
 //     device bytes goes after the first compute that ends after the swap-out has
-//     completed (no stall); the swap-ins are laid out on the FIFO h2d stream as late
-//     as possible, from the last use backwards (each ends before its use and before
-//     the next copy must start), and each is issued at the latest position that is
-//     reached by then (in-trigger). Repeated, as Capuchin's feedback adjusts triggers,
-//     because stalls move the timeline.
+//     completed (no stall); the swap-ins are laid out on the FIFO h2d stream either as
+//     late as possible, from the last use backwards (each ends before its use and
+//     before the next copy must start), or greedily in use order (each as late as it
+//     still arrives behind the ones before it), and each is issued at the latest
+//     position reached by then (in-trigger). Repeated, as Capuchin's feedback adjusts
+//     triggers, because stalls move the timeline. The whole plan is made both ways and
+//     the faster one by simulation kept (neither layout wins everywhere: the greedy one
+//     prefetches earlier, which helps where memory, not the link, is tight).
 //     Without a target, tensors whose copies still stall the compute stream after
 //     timing are dropped and the rest timed again (only hidden swaps remain).
 //  3. Repair: while the plan's peak (copies in flight included) is over the target, at
-//     the peak position take another candidate whose gap covers it, or else tighten the
-//     in-flight window there that costs the least estimated stall (a later trigger or
-//     an earlier release). Bounds only tighten, so timing and repair converge; the
+//     the peak position either take another candidate whose gap covers it or tighten an
+//     in-flight window there (a later trigger or an earlier release), whichever costs
+//     less per byte: the candidate its round trip on links as busy as the simulation
+//     shows them, the window the stall it adds. Bounds only tighten, so timing and repair converge; the
 //     plan returned always comes out of a repair pass, so it meets the target.
 #include <algorithm>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <tuple>
 
+#include "plan/share/placement.h"
 #include "plan/swap/emit.h"
 #include "plan/swap/swap.h"
 #include "sim/cost_model.h"
@@ -67,8 +74,45 @@ class TensorPlanner {
   TensorPlanner(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target)
       : g_(g), L_(L), target_(target), cm_(sim::roofline_cost_model(g, sim::device_profile(req.device))) {}
 
+  // Plans with both ways of laying out the swap-ins (Note [Tensor swap planning],
+  // step 2), against the target and against 95% of it, and keeps the best plan: one
+  // whose placed arena fits the target (the budget is on the arena; Note [Budget and
+  // placement]), then the faster by simulation, then the smaller peak. OutOfMemory only
+  // if every variant fails.
   Plan run() {
     find_candidates();
+    std::optional<Plan> best;
+    std::tuple<bool, double, uint64_t> best_key;
+    std::optional<OutOfMemory> failure;
+    const uint64_t budget = target_;
+    for (int variant = 0; variant < (budget ? 4 : 2); ++variant) {
+      alap_ = variant % 2 == 0;
+      // Planning against 95% of the target leaves room for placement's fragmentation.
+      target_ = variant < 2 ? budget : budget / 20 * 19;
+      for (Candidate& c : cands_) c.taken = false;
+      items_.clear();
+      try {
+        Plan p = run_once();
+        Plan placed = p;
+        place(placed);
+        const std::tuple<bool, double, uint64_t> key{
+            budget > 0 && placed.device_arena > budget,
+            sim::simulate(g_, p, cm_, {.record_memory = false}).makespan, p.stats.peak_device};
+        if (!best || key < best_key) {
+          best = std::move(p);
+          best_key = key;
+        }
+      } catch (const OutOfMemory& e) {
+        if (!failure) failure = e;
+      }
+    }
+    target_ = budget;
+    if (!best) throw *failure;
+    return std::move(*best);
+  }
+
+ private:
+  Plan run_once() {
     select();
     Plan p = emit();
     for (int pass = 0;; ++pass) {
@@ -86,7 +130,6 @@ class TensorPlanner {
     return p;
   }
 
- private:
   static constexpr int kRounds = 8;
   static constexpr int kDropPasses = 64;
 
@@ -201,24 +244,38 @@ class TensorPlanner {
       moved = moved || f != it.s.free_after;
       it.s.free_after = f;
     }
-    // Triggers: the h2d stream is FIFO, so plan it as late as possible from the last
-    // use backwards -- each copy must end before its use is reached and before the copy
-    // after it has to start -- then issue each at the latest position whose issue time
-    // is no later than its planned start.
+    // Triggers. The h2d stream is FIFO. As late as possible (alap_): lay the copies
+    // out from the last use backwards -- each must end before its use is reached and
+    // before the copy after it has to start -- and issue each at the latest position
+    // reached by its planned start. Otherwise each in use order, at the latest position
+    // from which it still arrives in time behind the copies before it.
     std::vector<size_t> by_use(items_.size());
     std::iota(by_use.begin(), by_use.end(), size_t{0});
     std::stable_sort(by_use.begin(), by_use.end(), [&](size_t x, size_t y) { return items_[x].s.use < items_[y].s.use; });
-    double next_start = std::numeric_limits<double>::infinity();
-    for (auto k = by_use.rbegin(); k != by_use.rend(); ++k) {
-      Item& it = items_[*k];
-      swap::SwapItem& s = it.s;
-      const double start = std::min(issue(s.use), next_start) - cm_.copy_seconds(Stream::h2d, s.bytes);
-      const int lo = std::max(it.trigger_min, s.free_after + 1);
-      int t = s.use;
-      while (t > lo && issue(t) > start) --t;
-      next_start = std::min(start, issue(t) > start ? issue(t) : start);
-      moved = moved || t != s.trigger;
-      s.trigger = t;
+    if (alap_) {
+      double next_start = std::numeric_limits<double>::infinity();
+      for (auto k = by_use.rbegin(); k != by_use.rend(); ++k) {
+        swap::SwapItem& s = items_[*k].s;
+        const double start = std::min(issue(s.use), next_start) - cm_.copy_seconds(Stream::h2d, s.bytes);
+        const int lo = std::max(items_[*k].trigger_min, s.free_after + 1);
+        int t = s.use;
+        while (t > lo && issue(t) > start) --t;
+        next_start = start;
+        moved = moved || t != s.trigger;
+        s.trigger = t;
+      }
+    } else {
+      double h2d_free = 0;
+      for (size_t k : by_use) {
+        swap::SwapItem& s = items_[k].s;
+        const double dur = cm_.copy_seconds(Stream::h2d, s.bytes);
+        const int lo = std::max(items_[k].trigger_min, s.free_after + 1);
+        int t = s.use;
+        while (t > lo && std::max(issue(t), h2d_free) + dur > issue(s.use)) --t;
+        h2d_free = std::max(issue(t), h2d_free) + dur;
+        moved = moved || t != s.trigger;
+        s.trigger = t;
+      }
     }
     return moved;
   }
@@ -355,13 +412,14 @@ class TensorPlanner {
 
   const ir::Graph& g_;
   const analysis::Liveness& L_;
-  const uint64_t target_;
+  uint64_t target_;
   const sim::CostModel cm_;
   std::vector<double> dur_, start_;
   std::vector<Candidate> cands_;
   std::vector<size_t> order_;
   std::vector<Item> items_;
   std::vector<swap::EmittedSwap> emitted_;
+  bool alap_ = true;
 };
 
 }  // namespace

@@ -18,7 +18,7 @@ struct CompressArgs {
   std::string checkpoint, out;
   std::string quality, density, bits, index_bits;
   deploy::CompressOptions opt;
-  double lr = 1e-4;
+  double lr = 1e-3;
   bool json = false;
 };
 
@@ -121,8 +121,8 @@ std::function<int()> add_compress(CLI::App& app) {
   cmd->add_option("--checkpoint", a->checkpoint, "trained weights (dlmem train --save)");
   cmd->add_option("--out,-o", a->out, "the .dlmz file to write (atomically)");
   cmd->add_option("--prune-quality", a->quality,
-                  "pruning threshold = quality x std of each layer's weights: 1.4, or conv=0.8,fc=1.4,fc3=1.0 (0: keep all) "
-                  "[default conv=0.8,fc=1.4]");
+                  "pruning threshold = quality x std of each layer's weights: 1.4, or conv=1,fc=2,fc3=1.3 (0: keep all) "
+                  "[default conv=1,fc=2]");
   cmd->add_option("--prune-density", a->density, "instead of a quality, the fraction of weights to keep: fc6=0.09,conv=0.35");
   cmd->add_option("--prune-rounds", o.prune_rounds, "iterative pruning: rounds, each followed by retraining")->capture_default_str();
   cmd->add_option("--retrain-epochs", o.retrain_epochs, "retraining per pruning round (epochs; 0: one-shot)")->capture_default_str();

@@ -53,7 +53,6 @@ int run(InferArgs& a) {
                                 {"arena_bytes", mem.arena},
                                 {"planned_peak_bytes", mem.planned_peak},
                                 {"measured_peak_bytes", r.measured_peak},
-                                {"measured_peak_all_steps_bytes", r.measured_peak_all_steps},
                                 {"weight_bytes", mem.weight_bytes},
                                 {"activation_sum_bytes", mem.activation_sum},
                                 {"activation_arena_bytes", mem.activation_arena},

@@ -28,6 +28,7 @@ void check_options(const CompressOptions& o, const std::vector<Layer>& layers) {
   if (!(o.finetune_epochs >= 0)) throw Error("--finetune-epochs must be 0 or more, got ", o.finetune_epochs);
   if (o.steps_per_epoch < 0) throw Error("--steps-per-epoch must be 0 or more, got ", o.steps_per_epoch);
   if (o.eval_batch <= 0) throw Error("the evaluation batch must be positive, got ", o.eval_batch);
+  if (o.train.batch <= 0) throw Error("--batch must be positive, got ", o.train.batch);
   o.prune_quality.validate(layers, "--prune-quality");
   o.prune_density.validate(layers, "--prune-density");
   o.weight_bits.validate(layers, "--bits");
@@ -60,11 +61,25 @@ CompressResult compress(const std::string& model, models::ModelConfig mc, const 
   const std::vector<Layer> layers = compressible_layers(shape_graph);
   if (layers.empty()) throw Error("model '", model, "' has no convolution or fully connected weights to compress");
   check_options(opt, layers);
+  for (const ir::Value& v : shape_graph.values()) {
+    if (v.role != ir::Role::weight) continue;
+    auto it = trained.find(v.name);
+    if (it == trained.end() || it->second.size() != static_cast<size_t>(v.type.numel()))
+      throw Error("the trained weights lack '", v.name, "' ", v.type.str(), " of model '", model, "'");
+  }
 
-  FineTuner ft(model, mc, *data.train, opt.train);
-  ft.set_weights(trained);
-  const int64_t per_epoch = opt.steps_per_epoch > 0 ? opt.steps_per_epoch : ft.batches_per_epoch();
+  // The fine-tuner (a training graph of the whole model) only when something trains:
+  // storage-only runs (one-shot pruning, no fine-tuning) of large models skip it.
+  const int64_t batches = data.train->size() / opt.train.batch;
+  const int64_t per_epoch = opt.steps_per_epoch > 0 ? opt.steps_per_epoch : batches;
   auto steps_for = [&](double epochs) { return static_cast<int64_t>(std::llround(epochs * static_cast<double>(per_epoch))); };
+  const int64_t retrain = opt.prune_rounds > 0 ? steps_for(opt.retrain_epochs) : 0;
+  res.finetune_steps = steps_for(opt.finetune_epochs);
+  std::unique_ptr<FineTuner> ft;
+  if (retrain > 0 || res.finetune_steps > 0) {
+    ft = std::make_unique<FineTuner>(model, mc, *data.train, opt.train);
+    ft->set_weights(trained);
+  }
 
   std::unique_ptr<InferenceSession> eval;
   auto accuracy = [&](const WeightMap& w, const char* what) {
@@ -88,23 +103,24 @@ CompressResult compress(const std::string& model, models::ModelConfig mc, const 
     final_threshold.push_back(density > 0 ? density_threshold(x, density)
                                           : static_cast<float>(opt.prune_quality.get(l) * stddev(x)));
   }
-  const int64_t retrain = steps_for(opt.retrain_epochs);
   for (int r = 1; r <= opt.prune_rounds; ++r) {
     for (size_t i = 0; i < layers.size(); ++i) {
       std::vector<float>& x = w.at(layers[i].weight);
       prune(x, masks[i], round_threshold(final_threshold[i], r, opt.prune_rounds));
-      ft.constrain_mask(layers[i].weight, masks[i]);
+      if (ft) ft->constrain_mask(layers[i].weight, masks[i]);
     }
-    ft.set_weights(w);
+    if (ft) ft->set_weights(w);
     if (log) {
       uint64_t kept = 0, all = 0;
       for (size_t i = 0; i < layers.size(); ++i) kept += count_kept(masks[i]), all += masks[i].size();
       *log << "pruning round " << r << "/" << opt.prune_rounds << ": " << 100.0 * static_cast<double>(kept) / static_cast<double>(all)
            << "% of the weights kept\n";
     }
-    ft.train(retrain, log, "retrain " + std::to_string(r));
-    res.retrain_steps += retrain;
-    w = ft.weights();
+    if (retrain > 0) {
+      ft->train(retrain, log, "retrain " + std::to_string(r));
+      res.retrain_steps += retrain;
+      w = ft->weights();
+    }
   }
   res.accuracy_pruned = opt.prune_rounds > 0 ? accuracy(w, "after pruning") : res.accuracy_before;
 
@@ -121,19 +137,26 @@ CompressResult compress(const std::string& model, models::ModelConfig mc, const 
         kept.push_back(x[j]);
       }
     clusters[i] = kmeans(kept, checked_bits(opt.weight_bits.get(layers[i]), layers[i], "--bits"));
-    ft.constrain_shared(layers[i].weight, positions[i], clusters[i]);
+    if (ft) {
+      ft->constrain_shared(layers[i].weight, positions[i], clusters[i]);
+    } else {
+      std::vector<float>& x = w.at(layers[i].weight);
+      std::fill(x.begin(), x.end(), 0.0f);
+      for (size_t j = 0; j < positions[i].size(); ++j) x[positions[i][j]] = clusters[i].centroids[clusters[i].assignment[j]];
+    }
   }
-  if (opt.finetune_lr > 0) ft.set_lr(opt.finetune_lr);
-  res.finetune_steps = steps_for(opt.finetune_epochs);
-  ft.train(res.finetune_steps, log, "fine-tune centroids");
-  w = ft.weights();
+  if (res.finetune_steps > 0) {
+    if (opt.finetune_lr > 0) ft->set_lr(opt.finetune_lr);
+    ft->train(res.finetune_steps, log, "fine-tune centroids");
+  }
+  if (ft) w = ft->weights();
 
   // 3. Huffman coding into the .dlmz.
   DlmzModel m;
   m.model = model;
   m.image_size = mc.image_size;
   m.num_classes = mc.num_classes;
-  for (const ir::Value& v : ft.graph().values()) {
+  for (const ir::Value& v : shape_graph.values()) {
     if (v.role != ir::Role::weight) continue;
     size_t li = layers.size();
     for (size_t i = 0; i < layers.size(); ++i)
@@ -145,7 +168,7 @@ CompressResult compress(const std::string& model, models::ModelConfig mc, const 
     SharedSparse s;
     s.numel = static_cast<uint64_t>(v.type.numel());
     s.index_bits = checked_bits(opt.index_bits.get(layers[li]), layers[li], "--index-bits");
-    s.codebook = ft.centroids(v.name);
+    s.codebook = ft ? ft->centroids(v.name) : clusters[li].centroids;
     s.positions = positions[li];
     s.codes = clusters[li].assignment;
     m.tensors.push_back(DlmzTensor::shared_sparse(v.name, v.type.shape, std::move(s)));

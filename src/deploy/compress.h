@@ -30,7 +30,7 @@ namespace dlmem::deploy {
 
 struct CompressOptions {
   // Pruning threshold = quality x std of the layer's trained weights; 0: not pruned.
-  PerLayer prune_quality{.conv = 0.8, .fc = 1.4};
+  PerLayer prune_quality{.conv = 1.0, .fc = 2.0};
   // Layers given a density (a fraction in (0, 1]) are pruned to keep that fraction
   // instead (threshold = that quantile of |w|); 0: use the quality.
   PerLayer prune_density;

@@ -4,7 +4,7 @@
 // the gradients of the weights in its cluster (Han, Mao and Dally, ICLR 2016, Sec. 3.3
 // and Fig. 3).
 //
-//   deploy::FineTuner ft("lenet5", mc, *data.train, {.lr = 1e-4});
+//   deploy::FineTuner ft("lenet5", mc, *data.train, {.lr = 1e-3});
 //   ft.set_weights(trained);
 //   ft.constrain_mask("fc1.weight", mask);             // pruned weights stay +0.0
 //   ft.train(steps, &std::cerr, "retrain");
@@ -63,7 +63,7 @@ struct FineTuneOptions {
   int threads = 0;
   uint64_t seed = 42;
   ir::Optimizer optimizer = ir::Optimizer::adam;  // adam or sgd (with momentum)
-  double lr = 1e-4;
+  double lr = 1e-3;
   double momentum = 0.9;
 };
 

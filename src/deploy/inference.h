@@ -15,16 +15,6 @@
 // their sum (each with its own memory, as without a planner) against the arena they
 // need when placed by plan::place_intervals -- the same placement the planner ran --
 // and the max-live lower bound no placement goes below.
-//
-// Note [Peak of one step]: the executor keeps a step's outputs (the logits, the loss)
-// resident after the step so they can be read, and its accounting still counts them
-// when the next step starts, although the plan -- and the placement, which lets their
-// memory serve earlier layers -- has them live only from their producer on. In a
-// training step the peak comes after the outputs exist, so this does not show; in
-// inference the peak is at the first layers, and from the second step on the counted
-// peak exceeds the planned one by the outputs' bytes (memory that is in fact reused).
-// InferenceResult::measured_peak is therefore the peak of the first step, which the
-// tests compare with the plan; measured_peak_all_steps is reported beside it.
 #pragma once
 
 #include <cstdint>
@@ -63,8 +53,7 @@ struct InferenceResult {
   double accuracy = 0;
   double seconds = 0;                // executor time (upload, run, download), warm-up excluded
   double images_per_second = 0;
-  uint64_t measured_peak = 0;        // the executor's accounting, one step (Note [Peak of one step])
-  uint64_t measured_peak_all_steps = 0;
+  uint64_t measured_peak = 0;        // the executor's accounting, over every step
 };
 
 class InferenceSession {

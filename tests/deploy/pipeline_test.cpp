@@ -193,6 +193,38 @@ TEST(DeployCompress, LenetEndToEndFileDecodesToTheWeightsAndInferenceFitsItsPlan
   EXPECT_TRUE(same_bits(s.executor().read_f32(s.graph().outputs[0]), d.executor().read_f32(d.graph().outputs[0])));
 }
 
+TEST(DeployCompress, StorageOnlyPrunesToTheGivenDensities) {
+  // One-shot pruning to given densities, no retraining or fine-tuning (the AlexNet and
+  // VGG-16 benchmark rows): no training graph is built; the file still round-trips.
+  test_util::TempDir dir;
+  models::ModelConfig mc;
+  mc.image_size = 8;
+  WeightMap w = initial_weights(models::build_model("mlp-64-32", mc));
+  CompressOptions o;
+  o.prune_density = PerLayer::parse("fc1=0.1,fc2=0.3,fc3=0.5", "--prune-density", {});
+  o.prune_rounds = 1;
+  o.retrain_epochs = 0;
+  o.finetune_epochs = 0;
+  o.dataset = "synthetic";
+  o.evaluate = false;
+  o.weight_bits = PerLayer::parse("fc=4,fc3=2", "--bits", o.weight_bits);
+  const CompressResult r = compress("mlp-64-32", mc, w, o, dir.file("s.dlmz"), nullptr);
+  ASSERT_EQ(r.layers.size(), 3u);
+  EXPECT_EQ(r.retrain_steps + r.finetune_steps, 0);
+  EXPECT_NEAR(r.layers[0].density, 0.1, 0.002);
+  EXPECT_NEAR(r.layers[1].density, 0.3, 0.002);
+  EXPECT_NEAR(r.layers[2].density, 0.5, 0.01);
+  EXPECT_LE(r.layers[0].clusters, 16u);
+  EXPECT_LE(r.layers[2].clusters, 4u);
+  EXPECT_EQ(r.accuracy_after, -1);
+  const WeightMap back = dlmz_weights(load_dlmz(dir.file("s.dlmz")), "s.dlmz");
+  EXPECT_TRUE(same_bits(back.at("fc1.bias"), w.at("fc1.bias")));  // biases stored as they are
+  uint64_t nonzero = 0;
+  for (float x : back.at("fc1.weight")) nonzero += x != 0.0f;
+  EXPECT_LE(nonzero, r.layers[0].kept);
+  EXPECT_GT(r.ratio, 8.0);
+}
+
 struct Cli {
   int code;
   std::string out;

@@ -10,10 +10,10 @@
 // The same rule covers forward in-place ops (relu over the batch-norm output, dropout,
 // the residual add), Layrub's intra-layer reuse in the backward -- a gradient written
 // over the activation it replaces when that activation dies there (relu_bwd's dx over
-// the stashed y, softmax_bwd, softmax_xent_bwd's dlogits over the probabilities) --
-// and gradient accumulation (add over a partial sum). The rule is the "inplace
-// operation" of Chen, Xu, Zhang & Guestrin 2016 ("Training deep nets with sublinear
-// memory cost", section 3, figure 2), with Layrub's intra-layer reuse (Jin et al.
+// the stashed y, softmax_bwd's over the stashed probabilities, batch_norm_bwd's over
+// the stashed input) -- and gradient accumulation (add over a partial sum). The rule is
+// the "inplace operation" of Chen, Xu, Zhang & Guestrin 2016 ("Training deep nets with
+// sublinear memory cost", section 3), with Layrub's intra-layer reuse (Jin et al.
 // 2018, "Layer-centric memory reuse and data migration for extreme-scale deep
 // learning on many-core architectures").
 //

@@ -121,10 +121,10 @@ std::vector<uint32_t> by_size(const std::vector<Interval>& iv, const std::vector
   return order;
 }
 
-// Greedy by breadth (Pisarchyk & Lee 2020, section 4.2): visit program positions from
+// Greedy by breadth (Pisarchyk & Lee 2020, offset calculation): visit positions from
 // the one with the most live bytes down, and at each place its not-yet-placed
 // intervals, largest first. Equivalently: each interval is taken at the widest
-// position inside its lifetime, found with a sparse table of range maxima (O(1) per
+// position inside its lifetime, found with a sparse table of minimum ranks (O(1) per
 // interval after O(T log T) preparation, instead of a walk over its lifetime).
 std::vector<uint32_t> by_breadth(const std::vector<Interval>& iv, const std::vector<uint32_t>& items) {
   int horizon = 0;

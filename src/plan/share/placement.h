@@ -8,8 +8,11 @@
 //   plan::max_live(plan::intervals(p, Space::device))   // the lower bound
 //
 // The heuristics follow TensorFlow Lite's memory planners (Pisarchyk & Lee, 2020,
-// "Efficient Memory Management for Deep Neural Net Inference"): greedy by size and
-// greedy by breadth; plus first fit in time order.
+// "Efficient Memory Management for Deep Neural Net Inference", the offset-calculation
+// strategies): greedy by size and greedy by breadth; plus first fit in time order.
+// Buffers alive over the whole program are stacked at the bottom first (optimal), and
+// when the best stays above max live on a small enough problem, a deterministic hill
+// climb on the placement order improves it (TVM USMP's hill_climb.cc).
 #pragma once
 
 #include <string>

@@ -215,13 +215,14 @@ void measured(bool quick, int threads) {
   rows.push_back({"default", plan::make_plan(g, {.policy = "default"})});
   for (const char* pol : {"swap:vdnn-all", "swap:vdnn-conv"}) rows.push_back({pol, plan::make_plan(g, {.policy = pol})});
   rows.push_back({"swap:tensor", plan::make_plan(g, {.policy = "swap:tensor", .budget = rows[0].plan.stats.peak_device / 2})});
-  // The plans run interleaved, one step each in turn, so that a change in the machine's
-  // load falls on all of them alike; one warm-up step each, then the median.
+  // The plans run interleaved, one step each in turn and starting with a different one
+  // each round, so that a change in the machine's load falls on all of them alike; one
+  // warm-up step each, then the median.
   std::vector<std::unique_ptr<Runner>> runners;
   for (const Row& r : rows) runners.push_back(std::make_unique<Runner>(g, r.plan, *be, true));
   const double load0 = load_average();
   for (int s = 0; s <= steps; ++s)
-    for (auto& r : runners) r->step(s > 0);
+    for (size_t k = 0; k < runners.size(); ++k) runners[(k + static_cast<size_t>(s)) % runners.size()]->step(s > 0);
   const double load1 = load_average();
   // Prediction: the unmanaged run's measured kernel times, this machine's copy rates.
   const sim::CostModel cm = sim::measured_cost_model(g, rows[0].plan, runners[0]->instr_medians(), host);

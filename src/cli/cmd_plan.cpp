@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "plan/compress/compress.h"
 #include "plan/json.h"
 #include "plan/planner.h"
 #include "plan/share/inplace.h"
@@ -25,6 +26,7 @@ struct PlanArgs {
   std::string out;
   std::string plot;
   std::string device = "host";
+  std::string lossy;  // --lossy[=CODEC]
 };
 
 // Resident device bytes by role over the program, as an SVG stacked area chart.
@@ -87,7 +89,7 @@ int run(const PlanArgs& a) {
   } else if (cuda) {
     budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
   }
-  plan::Plan p = plan::make_plan(g, {.policy = a.policy, .budget = budget, .device = profile});
+  plan::Plan p = plan::make_plan(g, {.policy = lossy_policy(a.policy, a.lossy), .budget = budget, .lossy = !a.lossy.empty(), .device = profile});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
   const plan::InplaceStats inplace = plan::count_inplace(g, p);
   if (!a.plot.empty()) write_plot(g, p, a);
@@ -106,6 +108,8 @@ int run(const PlanArgs& a) {
     j["model"] = a.model.model;
     j["batch"] = a.model.batch;
     j["arena_over_max_live"] = ratio;
+    if (const plan::CompressionSummary cs = plan::summarize_compression(g, p); cs.stashes + cs.swaps > 0)
+      j["encoded"] = {{"stashes", cs.stashes}, {"swaps", cs.swaps}, {"raw", cs.raw}, {"reserved", cs.reserved}, {"codecs", cs.codecs}};
     j["inplace_writes"] = inplace.writes;
     j["inplace_bytes"] = inplace.bytes;
     if (!a.out.empty()) j["out"] = a.out;
@@ -124,6 +128,9 @@ int run(const PlanArgs& a) {
   t.add_row({"largest-op lower bound", human_bytes(p.stats.lower_bound), "no policy goes below"});
   if (p.budget) t.add_row({"budget", human_bytes(p.budget), "fits"});
   if (p.host_arena) t.add_row({"host arena", human_bytes(p.host_arena), "swapped bytes"});
+  if (const plan::CompressionSummary cs = plan::summarize_compression(g, p); cs.stashes + cs.swaps > 0)
+    t.add_row({"encoded tensors (reserved)", human_bytes(cs.reserved),
+               human_bytes(cs.raw) + " raw: " + cs.codecs + (cs.swaps ? " (swaps: real size at run time)" : "")});
   std::cout << t.str();
   std::cout << "\nplanned in " << human_duration(p.stats.plan_seconds) << "; " << p.program.size() << " instructions, "
             << p.buffers.size() << " buffers";
@@ -146,6 +153,9 @@ std::function<int()> add_plan(CLI::App& app) {
   std::string policies;
   for (const auto& p : plan::known_policies()) policies += (policies.empty() ? "" : " | ") + p.name;
   cmd->add_option("--policy,-p", a->policy, policies)->capture_default_str();
+  cmd->add_flag("--lossy{fp16}", a->lossy,
+                "with --policy compress: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "
+                "--lossy=bf16, --lossy=fp8-e4m3");
   cmd->add_option("--budget", a->budget, "device bytes (e.g. 4GiB) or a share of the default plan's need (40%)");
   cmd->add_flag("--json", a->json, "one JSON object");
   cmd->add_option("--out,-o", a->out, "write the plan as JSON (atomically)");

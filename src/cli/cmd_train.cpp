@@ -14,6 +14,7 @@ namespace dlmem::cli {
 namespace {
 
 struct TrainArgs {
+  std::string lossy;  // --lossy[=CODEC]
   ModelArgs model;
   train::TrainConfig cfg;
   double lr = -1;
@@ -60,6 +61,7 @@ int run(TrainArgs& a) {
     throw Error("--pool-snapshot needs --allocator pool (the static allocator has no pool to show)");
   c.optim.lr = a.lr > 0 ? a.lr : (c.optim.optimizer == ir::Optimizer::adam ? 1e-3 : 0.01);
   if (a.lr == 0 || (a.lr < 0 && a.lr != -1)) throw Error("--lr must be positive, got ", a.lr);
+  c.policy = lossy_policy(c.policy, a.lossy);
   train::Trainer t(c);
   const plan::Plan& p = t.plan();
   std::ostream* log = a.json ? nullptr : &std::cerr;
@@ -118,6 +120,9 @@ std::function<int()> add_train(CLI::App& app) {
   cmd->add_option("--steps", c.steps_per_epoch, "steps per epoch (0: the whole dataset)");
   cmd->add_option("--budget", c.budget, "device memory: bytes (64MiB) or a share of the default plan's need (40%)");
   cmd->add_option("--policy,-p", c.policy, "memory policy (see 'dlmem plan --help')")->capture_default_str();
+  cmd->add_flag("--lossy{fp16}", a->lossy,
+                "with --policy compress: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "
+                "--lossy=bf16, --lossy=fp8-e4m3");
   cmd->add_option("--allocator", c.allocator, "device memory: static (the plan's offsets) | pool (pooled allocator)")
       ->capture_default_str();
   cmd->add_option("--pool-snapshot", a->pool_snapshot, "with --allocator pool: write the pool's segments and blocks as JSON");

@@ -23,6 +23,10 @@ struct ModelArgs {
   ir::Optimizer parsed_optimizer() const;
 };
 
+// --lossy[=CODEC] (plan, train): the policy that stashes feature maps in CODEC, or
+// `policy` itself when `lossy` is empty; dlmem::Error unless the policy is "compress".
+std::string lossy_policy(const std::string& policy, const std::string& lossy);
+
 // Each returns the command's action; main() runs it and maps errors to exit codes.
 std::function<int()> add_models(CLI::App& app);
 std::function<int()> add_analyze(CLI::App& app);

@@ -11,7 +11,7 @@ namespace dlmem::plan {
 
 namespace {
 
-constexpr std::string_view kSwapPrefix = "compress+";
+constexpr std::string_view kOverPrefix = "compress+";
 
 bool is_f32_activation(const ir::Graph& g, const Buffer& b) {
   if (b.space != Space::device || b.persistent || b.preloaded || b.role != ir::Role::activation) return false;
@@ -114,18 +114,26 @@ std::vector<Stash> find_stashes(const ir::Graph& g, const Plan& p) {
     s.first_backward = u[k].pos;
     if (fwd_before[static_cast<size_t>(s.first_backward)] - fwd_before[static_cast<size_t>(s.last_forward) + 1] == 0)
       continue;  // read back before any other forward layer runs: nothing to gain
-    bool written = false, exact = false;
-    for (size_t j = k; j < u.size(); ++j) {
-      written |= u[j].write;
+    // What the reads of the stash need, up to the first write over it (an in-place
+    // output: from there on the buffer holds something else, which A2 carries).
+    bool exact = false;
+    for (size_t j = k; j < u.size() && !u[j].write; ++j) {
       const Instr& in = p.program[static_cast<size_t>(u[j].pos)];
       for (size_t q = 0; q < in.inputs.size(); ++q)
         if (in.inputs[q] == b.id && !reads_sign_only(g.node(in.node), static_cast<int>(q))) exact = true;
     }
-    if (written) continue;
     s.need = exact ? StashNeed::exact : StashNeed::sign;
-    s.relu_like = relu_like[static_cast<size_t>(b.value)];
-    const ir::Value& v = g.value(b.value);
-    s.feature_map = g.node(v.producer).outputs.at(0) == b.value;
+    // What the buffer holds in the gap: the value its last forward write produced (an
+    // in-place output, e.g. a ReLU over its input, holds another value than b.value).
+    ir::ValueId held = b.value;
+    for (size_t j = 0; j < k; ++j)
+      if (u[j].write) {
+        const Instr& in = p.program[static_cast<size_t>(u[j].pos)];
+        for (size_t q = 0; q < in.outputs.size(); ++q)
+          if (in.outputs[q] == b.id) held = g.node(in.node).outputs[q];
+      }
+    s.relu_like = relu_like[static_cast<size_t>(held)];
+    s.feature_map = g.node(g.value(held).producer).outputs.at(0) == held;
     out.push_back(s);
   }
   return out;
@@ -248,6 +256,24 @@ int compress_swaps(const ir::Graph& g, Plan& p, const SwapCompressOptions& o) {
   return count;
 }
 
+CompressionSummary summarize_compression(const ir::Graph& g, const Plan& p) {
+  CompressionSummary s;
+  std::vector<std::pair<std::string, int>> counts;
+  for (const Instr& in : p.program) {
+    const bool stash = in.kind == InstrKind::compress, swap = in.kind == InstrKind::swap_out && !in.codec.empty();
+    if (!stash && !swap) continue;
+    (stash ? s.stashes : s.swaps)++;
+    const Buffer& src = p.buffers[static_cast<size_t>(in.inputs.at(0))];
+    s.raw += g.value(src.value).type.bytes();
+    s.reserved += p.buffers[static_cast<size_t>(in.outputs.at(0))].bytes;
+    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == in.codec; });
+    if (it == counts.end()) counts.emplace_back(in.codec, 1);
+    else it->second++;
+  }
+  for (const auto& [name, n] : counts) s.codecs += (s.codecs.empty() ? "" : ", ") + name + " x" + std::to_string(n);
+  return s;
+}
+
 Plan plan_compress(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target) {
   Plan p = make_default_plan(g, live);
   encode_stashes(g, p, {.lossy = req.lossy ? "fp16" : ""});
@@ -268,20 +294,25 @@ Plan plan_compress_lossy(const ir::Graph& g, const analysis::Liveness& live, con
   return finish(g, std::move(p), target, req.policy.c_str());
 }
 
-Plan plan_compress_swap(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target) {
-  if (req.policy.rfind(kSwapPrefix, 0) != 0)
-    throw Error("policy '", req.policy, "' is not of the form compress+swap:<swap policy>");
+Plan plan_compress_over(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target) {
+  if (req.policy.rfind(kOverPrefix, 0) != 0)
+    throw Error("policy '", req.policy, "' is not of the form compress+<policy>");
   PlanRequest inner = req;
-  inner.policy = req.policy.substr(kSwapPrefix.size());
-  const PolicyInfo* swap = nullptr;
+  inner.policy = req.policy.substr(kOverPrefix.size());
+  const PolicyInfo* base = nullptr;
   for (const PolicyInfo& i : known_policies())
-    if (i.name == inner.policy) swap = &i;
-  if (!swap || inner.policy.rfind("swap:", 0) != 0)
-    throw Error("policy '", req.policy, "' needs a swap policy after 'compress+', such as compress+swap:<name> for a "
-                "registered swap:<name>; '", inner.policy, "' is not one");
-  Plan p = swap->fn(g, live, inner, target);
+    if (i.name == inner.policy && i.fn != plan_compress_over) base = &i;
+  if (!base)
+    throw Error("policy '", req.policy, "' needs a registered policy after 'compress+' (such as share or swap:<name>); '",
+                inner.policy, "' is not one");
+  Plan p = base->fn(g, live, inner, target);
   compress_swaps(g, p);
-  return p;
+  Plan encoded = p;
+  encode_stashes(g, encoded, {.lossy = req.lossy ? "fp16" : ""});
+  // An encoding holds its source and its result for one instruction; where that tips a
+  // plan made to the target over it, the inner plan (with coded swaps) stands.
+  if (target && encoded.stats.peak_device > target && p.stats.peak_device <= target) return p;
+  return finish(g, std::move(encoded), target, req.policy.c_str());
 }
 
 }  // namespace dlmem::plan

@@ -18,7 +18,9 @@
 //   compress:sparse     also Gist's sparse storage for ReLU-like outputs read exactly.
 //   compress:fp16 | compress:bf16 | compress:fp8-e4m3
 //                       lossy by name (opt-in): that precision for feature maps read exactly.
-//   compress+swap:<p>   swap policy <p>, then compress_swaps() (zvc on ReLU-like tensors).
+//   compress+<p>        policy <p> (share, swap:<name>), then its swaps coded
+//                       (compress_swaps: zvc on ReLU-like tensors) and the stashes it
+//                       keeps on the device encoded as by compress.
 //
 // Note [Encoded sizes in plans]: a plan is static, so an encoded buffer reserves its
 // codec's bound -- exact for bitmask and the precisions, a worst case for the
@@ -48,6 +50,7 @@ namespace dlmem::plan {
 enum class StashNeed : uint8_t { sign, exact };
 
 // A feature map resident across part of the forward pass only to be read in backward.
+// Its need comes from the reads up to the first write over it (an in-place output).
 struct Stash {
   BufferId buffer = kNoBuffer;
   ir::ValueId value = ir::kNoValue;  // its storage
@@ -65,8 +68,7 @@ std::vector<bool> relu_like_values(const ir::Graph&);
 
 // The stashes of a plan: device f32 activation buffers written in the forward pass,
 // read by a backward node, with at least one forward computation between the last
-// forward use and the first backward use, never written after it, and not already
-// swapped or compressed.
+// forward use and the first backward use, and not already swapped or compressed.
 std::vector<Stash> find_stashes(const ir::Graph&, const Plan&);
 
 struct CompressOptions {
@@ -92,11 +94,22 @@ struct SwapCompressOptions {
 // frees). Returns how many tensors were given a codec.
 int compress_swaps(const ir::Graph&, Plan& p, const SwapCompressOptions& = {});
 
+// What a plan encodes: compress instructions and swaps with a codec.
+struct CompressionSummary {
+  int stashes = 0;           // compress instructions
+  int swaps = 0;             // swap_outs with a codec
+  uint64_t raw = 0;          // bytes of the tensors they encode
+  uint64_t reserved = 0;     // bytes reserved for the encodings (codec bounds)
+  std::string codecs;        // "bitmask x2, sparse x3"
+};
+CompressionSummary summarize_compression(const ir::Graph&, const Plan&);
+
 // Planners (see known_policies()).
 Plan plan_compress(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
 Plan plan_compress_sparse(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
 Plan plan_compress_lossy(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
-// "compress+swap:<swap policy>": the swap policy's plan, then compress_swaps().
-Plan plan_compress_swap(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
+// "compress+<policy>" (share, swap:<name>): that policy's plan, then compress_swaps()
+// and encode_stashes() on the stashes it keeps on the device.
+Plan plan_compress_over(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
 
 }  // namespace dlmem::plan

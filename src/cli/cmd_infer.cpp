@@ -61,19 +61,19 @@ int run(InferArgs& a) {
               << "\n";
     return 0;
   }
-  char acc[32];
+  char acc[32], ratio[32];
   std::snprintf(acc, sizeof acc, "%.2f%%", 100 * r.accuracy);
+  std::snprintf(ratio, sizeof ratio, "%.2f",
+                mem.activation_arena ? static_cast<double>(mem.activation_sum) / static_cast<double>(mem.activation_arena) : 0.0);
   std::cout << a.file << ": " << m.model << ", " << human_bytes(file_bytes) << " on disk, " << human_bytes(dense)
             << " of f32 weights once decoded\n"
             << "test accuracy " << acc << " on " << r.images << " images (" << data.name << "), "
             << static_cast<int64_t>(r.images_per_second) << " images/s at batch " << a.opt.batch << "\n"
             << "memory plan (" << mem.policy << "): arena " << human_bytes(mem.arena) << ", measured peak "
             << human_bytes(r.measured_peak) << " = weights " << human_bytes(mem.weight_bytes) << " + activations\n"
-            << "activations, inputs and workspaces: " << human_bytes(mem.activation_sum) << " one buffer each, "
-            << human_bytes(mem.activation_arena) << " placed in a shared arena (max-live bound "
-            << human_bytes(mem.activation_max_live) << ", "
-            << (mem.activation_arena ? static_cast<double>(mem.activation_sum) / static_cast<double>(mem.activation_arena) : 0.0)
-            << "x less)\n";
+            << "inputs, activations and workspaces: " << human_bytes(mem.activation_sum) << " with a buffer each, "
+            << human_bytes(mem.activation_arena) << " placed in a shared arena (" << ratio << "x less; max-live bound "
+            << human_bytes(mem.activation_max_live) << ")\n";
   return 0;
 }
 

@@ -48,6 +48,9 @@
 #include <string>
 #include <vector>
 
+#include "deploy/weights.h"
+#include "models/zoo.h"
+
 namespace dlmem::deploy {
 
 inline constexpr uint32_t kDlmzVersion = 1;
@@ -106,5 +109,14 @@ DlmzModel decode_dlmz(std::span<const std::byte> file, const std::string& source
 // write_file_atomic / read_file + the above; the file's size is returned by save.
 uint64_t save_dlmz(const std::string& path, const DlmzModel&, std::vector<DlmzTensorStats>* stats = nullptr);
 DlmzModel load_dlmz(const std::string& path);
+
+// A .dlmz's model configuration (image size, classes; batch and mode from the caller).
+models::ModelConfig dlmz_config(const DlmzModel& m, int64_t batch);
+
+// The dense weights of a .dlmz for the zoo model it names, after checking them against
+// that model: every weight present with its shape, no tensor the model lacks. Nothing
+// is expanded before every shape has matched. dlmem::Error naming `source` otherwise
+// (an unknown model included).
+WeightMap dlmz_weights(const DlmzModel& m, const std::string& source);
 
 }  // namespace dlmem::deploy

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "deploy/kmeans.h"
+#include "deploy/weights.h"
 #include "ir/autodiff.h"
 #include "models/zoo.h"
 #include "runtime/backend.h"
@@ -40,10 +41,6 @@ class BatchIterator;
 }
 
 namespace dlmem::deploy {
-
-// Every weight of a model (trainable ones and state such as running statistics), by
-// name, as train::Trainer::state() and checkpoints name them.
-using WeightMap = std::map<std::string, std::vector<float>>;
 
 // The training and test images a model reads: "fashion-mnist" (models with a
 // [N,1,28,28] input), "synthetic", or "auto" (Fashion-MNIST when the input fits).

@@ -130,39 +130,4 @@ InferenceResult InferenceSession::run(const train::Dataset& data, std::ostream* 
   return r;
 }
 
-models::ModelConfig dlmz_config(const DlmzModel& m, int64_t batch) {
-  models::ModelConfig mc;
-  mc.batch = batch;
-  mc.training = false;
-  mc.image_size = m.image_size;
-  mc.num_classes = m.num_classes;
-  return mc;
-}
-
-WeightMap dlmz_weights(const DlmzModel& m, const std::string& source) {
-  ir::Graph g;
-  try {
-    g = models::build_model(m.model, dlmz_config(m, 1));
-  } catch (const Error& e) {
-    throw Error(source, ": the file's model cannot be built: ", e.what());
-  }
-  WeightMap w;
-  for (const ir::Value& v : g.values()) {
-    if (v.role != ir::Role::weight) continue;
-    const DlmzTensor* t = m.find(v.name);
-    if (!t) throw Error(source, ": no tensor '", v.name, "', which model '", m.model, "' needs; the file is damaged");
-    if (t->shape != v.type.shape)
-      throw Error(source, ": tensor '", v.name, "' is ", ir::shape_str(t->shape), ", model '", m.model, "' needs ",
-                  ir::shape_str(v.type.shape), "; the file is damaged");
-  }
-  for (const DlmzTensor& t : m.tensors) {
-    const ir::ValueId v = g.find(t.name);
-    if (v == ir::kNoValue || g.value(v).role != ir::Role::weight)
-      throw Error(source, ": tensor '", t.name, "' is no weight of model '", m.model, "'; the file is damaged");
-  }
-  // Shapes checked: expanding allocates no more than the model's own weights.
-  for (const DlmzTensor& t : m.tensors) w[t.name] = t.values();
-  return w;
-}
-
 }  // namespace dlmem::deploy

@@ -83,12 +83,4 @@ class InferenceSession {
   InferenceMemory memory_;
 };
 
-// A .dlmz's model configuration (image size, classes; batch and mode from the caller).
-models::ModelConfig dlmz_config(const DlmzModel& m, int64_t batch);
-
-// The dense weights of a .dlmz for the model it names, after checking them against
-// that model: every weight present with its shape, no tensor the model lacks.
-// dlmem::Error naming `source` otherwise (an unknown model included).
-WeightMap dlmz_weights(const DlmzModel& m, const std::string& source);
-
 }  // namespace dlmem::deploy

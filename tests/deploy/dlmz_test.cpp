@@ -8,7 +8,6 @@
 #include <random>
 
 #include "deploy/dlmz.h"
-#include "deploy/inference.h"
 #include "deploy/kmeans.h"
 #include "deploy/layers.h"
 #include "deploy/prune.h"

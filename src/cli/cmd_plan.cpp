@@ -1,6 +1,7 @@
 #include <cctype>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "plan/compress/compress.h"
@@ -27,6 +28,7 @@ struct PlanArgs {
   std::string plot;
   std::string device = "host";
   std::string lossy;  // --lossy[=CODEC]
+  double time_limit = 60;
 };
 
 // Resident device bytes by role over the program, as an SVG stacked area chart.
@@ -69,6 +71,22 @@ std::string profile_of(const runtime::CudaDeviceInfo& gpu) {
   return "host";
 }
 
+// Recomputed FLOPs as a share of the step without them.
+double extra_percent(const plan::Plan& p) {
+  return 100.0 * p.stats.extra_flops / std::max(1.0, p.stats.flops - p.stats.extra_flops);
+}
+// A solver's relative gap between its plan and its proven bound (0: optimal).
+double solver_gap(const plan::Plan& p) {
+  return p.stats.solver_objective > 0 ? (p.stats.solver_objective - p.stats.solver_bound) / p.stats.solver_objective : 0;
+}
+std::string fixed(double v, int digits) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(digits);
+  os << v;
+  return os.str();
+}
+
 int run(const PlanArgs& a) {
   ir::Graph g = models::build_model(a.model.model, a.model.config(true));
   ir::TrainOptions opt;
@@ -89,7 +107,7 @@ int run(const PlanArgs& a) {
   } else if (cuda) {
     budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
   }
-  plan::Plan p = plan::make_plan(g, {.policy = lossy_policy(a.policy, a.lossy), .budget = budget, .lossy = !a.lossy.empty(), .device = profile});
+  plan::Plan p = plan::make_plan(g, {.policy = lossy_policy(a.policy, a.lossy), .budget = budget, .time_limit_s = a.time_limit, .lossy = !a.lossy.empty(), .device = profile});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
   const plan::InplaceStats inplace = plan::count_inplace(g, p);
   if (!a.plot.empty()) write_plot(g, p, a);
@@ -112,6 +130,12 @@ int run(const PlanArgs& a) {
       j["encoded"] = {{"stashes", cs.stashes}, {"swaps", cs.swaps}, {"raw", cs.raw}, {"reserved", cs.reserved}, {"codecs", cs.codecs}};
     j["inplace_writes"] = inplace.writes;
     j["inplace_bytes"] = inplace.bytes;
+    j["extra_flops_percent"] = extra_percent(p);
+    if (!p.stats.solver_status.empty())
+      j["solver"] = {{"status", p.stats.solver_status},
+                     {"objective", p.stats.solver_objective},
+                     {"bound", p.stats.solver_bound},
+                     {"gap", solver_gap(p)}};
     if (!a.out.empty()) j["out"] = a.out;
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -127,6 +151,9 @@ int run(const PlanArgs& a) {
                std::to_string(inplace.writes) + " outputs over a dying input"});
   t.add_row({"largest-op lower bound", human_bytes(p.stats.lower_bound), "no policy goes below"});
   if (p.budget) t.add_row({"budget", human_bytes(p.budget), "fits"});
+  if (p.stats.extra_flops > 0)
+    t.add_row({"extra FLOPs (recomputation)", human_count(static_cast<uint64_t>(p.stats.extra_flops)),
+               fixed(extra_percent(p), 2) + "% of the step's " + human_count(static_cast<uint64_t>(p.stats.flops - p.stats.extra_flops))});
   if (p.host_arena) t.add_row({"host arena", human_bytes(p.host_arena), "swapped bytes"});
   if (const plan::CompressionSummary cs = plan::summarize_compression(g, p); cs.stashes + cs.swaps > 0)
     t.add_row({"encoded tensors (reserved)", human_bytes(cs.reserved),
@@ -139,6 +166,10 @@ int run(const PlanArgs& a) {
               << std::to_string(100.0 * p.stats.extra_flops / std::max(1.0, p.stats.flops - p.stats.extra_flops)).substr(0, 5)
               << "% of the step)";
   std::cout << "\n";
+  if (!p.stats.solver_status.empty())
+    std::cout << "solver: " << p.stats.solver_status << "; objective "
+              << human_count(static_cast<uint64_t>(p.stats.solver_objective)) << " FLOPs, bound "
+              << human_count(static_cast<uint64_t>(p.stats.solver_bound)) << ", gap " << fixed(100 * solver_gap(p), 2) << "%\n";
   if (!a.out.empty()) std::cout << "wrote " << a.out << "\n";
   if (!a.plot.empty()) std::cout << "wrote " << a.plot << "\n";
   return 0;
@@ -165,6 +196,7 @@ std::function<int()> add_plan(CLI::App& app) {
                   "on (v100-16gb, h100-80gb, host, file.json)")
       ->capture_default_str();
   cmd->add_option("--plot", a->plot, "write resident memory over the program as an SVG chart");
+  cmd->add_option("--time-limit", a->time_limit, "seconds a solver may take (recompute:milp)")->capture_default_str();
   return [a] { return run(*a); };
 }
 

@@ -4,6 +4,7 @@
 
 #include "analysis/memory.h"
 #include "plan/compress/compress.h"
+#include "plan/recompute/recompute.h"
 #include "plan/swap/swap.h"
 #include "plan/share/share_policy.h"
 #include "util/error.h"
@@ -32,6 +33,10 @@ const std::vector<PolicyInfo>& known_policies() {
       {"swap:vdnn-all", "vDNN: offload every layer's stash, prefetch one layer ahead, sync per layer", plan_swap_vdnn_all},
       {"swap:vdnn-conv", "vDNN: offload convolution inputs only, prefetch one layer ahead, sync per layer", plan_swap_vdnn_conv},
       {"swap:tensor", "swap tensors chosen by gap x size, simulated just-in-time prefetch triggers", plan_swap_tensor},
+      {"recompute:sqrt", "Chen 2016: sqrt(N) segments of the articulation chain; with --budget, Chen's budgeted greedy", recompute::plan_sqrt},
+      {"recompute:chain", "optimal DP for chains (Gruslys 2016 / Beaumont 2019) over the articulation chain", recompute::plan_chain},
+      {"recompute:milp", "Checkmate MILP (Jain 2020) over the training graph, solved by CBC within --time-limit", recompute::plan_milp},
+      {"recompute:greedy", "simulated eviction (DTR / lookahead scores) plus the chain DP: any graph, any budget down to its minimum", recompute::plan_greedy},
   };
   return policies;
 }

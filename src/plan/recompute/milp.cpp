@@ -504,6 +504,13 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, const PlanReq
     return p;
   }
   if (req.time_limit_s <= 0) throw Error("recompute:milp needs a positive time limit, got ", req.time_limit_s, " s");
+  if (target < pb.lower_bound) {
+    const uint64_t reach = greedy_min_peak(pb);
+    throw OutOfMemory("recompute:milp: no schedule keeps the step within ", human_bytes(target), ": node '",
+                      pb.lower_bound_node, "' alone needs ", human_bytes(pb.lower_bound),
+                      " with the weights and optimizer state; recompute:greedy reaches ", human_bytes(reach),
+                      "; use a larger budget");
+  }
 
   // The safety margin keeps CBC's tolerances (1e-7 relative) on the right side.
   const uint64_t margin = std::max<uint64_t>(64, target / 1'000'000);

@@ -30,6 +30,10 @@ class Simulation {
         resident_[s] = true;
         mem_ += pb.bytes[s];
       }
+    rebuilt_from_.assign(nv_, false);
+    for (const PNode& n : pb.nodes)
+      if (n.recomputable)
+        for (ir::ValueId in : n.inputs) rebuilt_from_[static_cast<size_t>(in)] = true;
     // Who reads what a node produces: the evicted neighbours of a storage (e*).
     children_.resize(nv_);
     for (const PNode& n : pb.nodes) {
@@ -260,11 +264,14 @@ class Simulation {
   }
 
   // After original node t: storages no original node reads again are freed at once
-  // when they cannot be rebuilt; evictable ones stay until space is needed (score 0).
+  // when they cannot be rebuilt (gradients; labels, which no rebuild reads either);
+  // evictable ones stay until space is needed (score 0).
   void retire(ir::NodeId t) {
     auto check = [&](ir::ValueId s) {
       const size_t i = static_cast<size_t>(s);
-      if (!resident_[i] || pb_.kind[i] != StoreKind::fixed) return;
+      // Inputs and labels too, when no node that may run again reads them (labels).
+      const bool gone_for_good = pb_.kind[i] == StoreKind::fixed || (pb_.preloaded_freed(s) && !rebuilt_from_[i]);
+      if (!resident_[i] || !gone_for_good) return;
       now_ = t + 1;
       if (next_use(i) == kNever) {
         resident_[i] = false;
@@ -287,6 +294,7 @@ class Simulation {
   int now_ = 0;
   uint64_t mem_ = 0;
   std::vector<bool> resident_, evicted_;
+  std::vector<bool> rebuilt_from_;  // read by a recomputable node
   std::vector<int> lock_;
   std::vector<size_t> next_;
   std::vector<int> last_access_;

@@ -22,12 +22,14 @@
 //        linearises it both ways; freeing only relaxes the memory rows, so the upper
 //        bounds alone give the same optimum with FREE continuous.
 // The objective is the recomputed FLOPs, sum_t sum_i<t flops(i) R[t][i] (an op of no
-// FLOPs counts one, so nothing is recomputed for free). Storages that are not
-// evictable (gradients, weights, inputs, the loss) have fixed lifetimes: fixed(t, k)
-// is a constant -- inputs and labels count for the whole step, a little more than the
-// emitted plan holds. Only recomputable forward nodes are ever recomputed, and only
-// while something after them may still need their outputs (a horizon per node), which
-// removes variables but no schedule.
+// FLOPs counts one, so nothing is recomputed for free). Inputs and labels have S
+// variables too, without R: they may go after a reader (S[t+1] <= S[t]) but never come
+// back, as in the emitted plan. Other storages (gradients, weights, the loss) have
+// fixed lifetimes: fixed(t, k) is a constant. So the program counts memory as the
+// emitter does, up to the order of recomputations inside a stage (node order here).
+// Only recomputable forward nodes are ever recomputed, and only while something after
+// them may still need their outputs (a horizon per node), which removes variables but
+// no schedule.
 //
 // Large graphs: when the exact program would exceed kMaxBinaries, stages are
 // coarsened -- a stage begins at each node that reads an evictable storage and takes
@@ -275,7 +277,7 @@ class Checkmate {
     node_horizon_.assign(static_cast<size_t>(pb_.num_nodes()), -1);
     index_.assign(nv, -1);
     for (size_t s = 0; s < nv; ++s)
-      if (pb_.evictable(static_cast<ir::ValueId>(s))) {
+      if (pb_.evictable(static_cast<ir::ValueId>(s)) || pb_.preloaded_freed(static_cast<ir::ValueId>(s))) {
         index_[s] = static_cast<int>(ev_.size());
         ev_.push_back(static_cast<ir::ValueId>(s));
       }
@@ -291,12 +293,24 @@ class Checkmate {
       }
       node_horizon_[static_cast<size_t>(i)] = h;
     }
+    // Inputs and labels: until their last reader, or the last rebuild of one.
+    for (ir::ValueId s : ev_) {
+      if (!pb_.preloaded_freed(s)) continue;
+      int h = -1;
+      for (ir::NodeId r : pb_.readers[static_cast<size_t>(s)])
+        h = std::max(h, std::max(r, pb_.node(r).recomputable ? node_horizon_[static_cast<size_t>(r)] : -1));
+      horizon_[static_cast<size_t>(s)] = h;
+    }
   }
+
+  // Storages with S variables: evictable ones, and inputs and labels (which may go
+  // after their last reader but never come back).
+  bool tracked(ir::ValueId s) const { return index_[static_cast<size_t>(s)] >= 0; }
 
   void stages(bool coarse) {
     for (ir::NodeId k = 0; k < pb_.num_nodes(); ++k) {
       bool reads_evictable = false;
-      for (ir::ValueId s : pb_.node(k).inputs) reads_evictable = reads_evictable || pb_.evictable(s);
+      for (ir::ValueId s : pb_.node(k).inputs) reads_evictable = reads_evictable || tracked(s);
       if (!coarse || st_.empty() || reads_evictable)
         st_.push_back({k, k + 1, {}});
       else
@@ -333,6 +347,8 @@ class Checkmate {
     const int n = pb_.num_nodes();
     std::vector<int64_t> delta(static_cast<size_t>(n) + 1, 0);
     int64_t base = static_cast<int64_t>(pb_.preloaded_bytes);
+    for (ir::ValueId s : ev_)
+      if (pb_.preloaded_freed(s)) base -= static_cast<int64_t>(pb_.bytes[static_cast<size_t>(s)]);  // tracked
     for (size_t s = 0; s < pb_.kind.size(); ++s) {
       const StoreKind k = pb_.kind[s];
       if (k != StoreKind::fixed && k != StoreKind::kept) continue;
@@ -369,7 +385,7 @@ class Checkmate {
     for (size_t j = 0; j < comps.size(); ++j) {
       const Comp& c = comps[j];
       for (ir::ValueId s : pb_.node(c.node).inputs) {
-        if (!pb_.evictable(s)) continue;
+        if (!tracked(s)) continue;
         const ir::NodeId p = pb_.producer[static_cast<size_t>(s)];
         if (p >= st.begin) continue;  // produced by an earlier node of this stage for sure
         std::vector<std::pair<int, double>> terms;
@@ -441,7 +457,7 @@ class Checkmate {
       prev_frees.clear();
       std::vector<ir::ValueId> touched;
       for (ir::ValueId s : node.inputs)
-        if (pb_.evictable(s)) touched.push_back(s);
+        if (tracked(s)) touched.push_back(s);
       for (ir::ValueId s : node.outputs)
         if (pb_.evictable(s)) touched.push_back(s);
       for (ir::ValueId s : touched) {

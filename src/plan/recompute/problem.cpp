@@ -13,6 +13,12 @@ double Problem::forward_flops() const {
   return f;
 }
 
+bool Problem::preloaded_freed(ir::ValueId s) const {
+  if (kind[static_cast<size_t>(s)] != StoreKind::preloaded) return false;
+  const int last = live->last[static_cast<size_t>(s)];
+  return !analysis::is_persistent(graph->value(s)) && last < live->steps && last >= 0;
+}
+
 Problem make_problem(const ir::Graph& g, const analysis::Liveness& live) {
   const size_t nv = static_cast<size_t>(g.num_values());
   const size_t nn = static_cast<size_t>(g.num_nodes());

@@ -64,6 +64,9 @@ struct Problem {
 
   ir::ValueId storage(ir::ValueId v) const { return live->storage[static_cast<size_t>(v)]; }
   bool evictable(ir::ValueId s) const { return kind[static_cast<size_t>(s)] == StoreKind::evictable; }
+  // A preloaded storage the plan frees after its last reader (inputs, labels), as
+  // make_default_plan does; the others (weights, state, unread ones) stay.
+  bool preloaded_freed(ir::ValueId s) const;
   const PNode& node(ir::NodeId n) const { return nodes[static_cast<size_t>(n)]; }
   int num_nodes() const { return static_cast<int>(nodes.size()); }
   // FLOPs of one execution of every forward node (what "% of the step" compares with

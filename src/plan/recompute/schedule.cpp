@@ -9,13 +9,6 @@ namespace dlmem::plan::recompute {
 
 namespace {
 
-// Preloaded storages stay for the whole step when the outside reads them or nothing
-// does (make_default_plan's rule); others are freed after their last reader.
-bool preloaded_persistent(const Problem& pb, ir::ValueId s) {
-  const int last = pb.live->last[static_cast<size_t>(s)];
-  return analysis::is_persistent(pb.graph->value(s)) || last >= pb.live->steps || last < 0;
-}
-
 void check_step(const Problem& pb, const Step& st, std::vector<int>& runs) {
   DLMEM_CHECK(st.node >= 0 && st.node < pb.num_nodes(), "sequence names node ", st.node);
   if (st.recompute)
@@ -45,7 +38,7 @@ Plan emit_plan(const Problem& pb, const Sequence& seq) {
     const BufferId b = p.add_buffer(v.id, v.role, pb.bytes[s], Space::device);
     Buffer& buf = p.buffers[static_cast<size_t>(b)];
     buf.preloaded = true;
-    buf.persistent = preloaded_persistent(pb, v.id);
+    buf.persistent = !pb.preloaded_freed(v.id);
     cur[s] = p.binding[s] = b;
   }
 
@@ -133,7 +126,7 @@ SequenceCost evaluate(const Problem& pb, const Sequence& seq) {
     const size_t s = static_cast<size_t>(v.id);
     if (pb.kind[s] != StoreKind::preloaded) continue;
     cur[s] = static_cast<int>(mats.size());
-    mats.push_back({pb.bytes[s], 0, preloaded_persistent(pb, v.id) ? kForever : -1});
+    mats.push_back({pb.bytes[s], 0, !pb.preloaded_freed(v.id) ? kForever : -1});
   }
   SequenceCost c;
   const int n = static_cast<int>(seq.size());

@@ -32,7 +32,7 @@ const std::vector<PolicyInfo>& known_policies() {
       {"share", "default + in-place writes (outputs over dying inputs, gradients over dying activations)", plan_share},
       {"swap:vdnn-all", "vDNN: offload every layer's stash, prefetch one layer ahead, sync per layer", plan_swap_vdnn_all},
       {"swap:vdnn-conv", "vDNN: offload convolution inputs only, prefetch one layer ahead, sync per layer", plan_swap_vdnn_conv},
-      {"swap:tensor", "swap tensors chosen by gap x size, simulated just-in-time prefetch triggers", plan_swap_tensor},
+      {"swap:tensor", "share (in-place writes), then tensors chosen by gap x size swapped with simulated just-in-time prefetch triggers", plan_swap_tensor},
       {"recompute:sqrt", "Chen 2016: sqrt(N) segments of the articulation chain; with --budget, Chen's budgeted greedy", recompute::plan_sqrt},
       {"recompute:chain", "optimal DP for chains (Gruslys 2016 / Beaumont 2019) over the articulation chain", recompute::plan_chain},
       {"recompute:milp", "Checkmate MILP (Jain 2020) over the training graph, solved by CBC within --time-limit", recompute::plan_milp},

@@ -239,11 +239,13 @@ int compress_swaps(const ir::Graph& g, Plan& p, const SwapCompressOptions& o) {
   int count = 0;
   for (Instr& in : p.program) {
     if (in.kind != InstrKind::swap_out || !in.codec.empty()) continue;
-    const Buffer& src = p.buffers[static_cast<size_t>(in.inputs.at(0))];
     const size_t host = static_cast<size_t>(in.outputs.at(0));
-    const ir::Value& v = g.value(src.value);
+    // The value copied: the host buffer names it (a shared device buffer names the first
+    // value of its in-place chain, e.g. the convolution output a ReLU overwrote).
+    const ir::ValueId held = p.buffers[host].value;
+    const ir::Value& v = g.value(held);
     if (v.type.dtype != ir::DType::f32 || writers[host] != 1 || other_uses[host] != 0) continue;
-    if (o.codec == "zvc" && !relu_like[static_cast<size_t>(src.value)]) continue;
+    if (o.codec == "zvc" && !relu_like[static_cast<size_t>(held)]) continue;
     in.codec = o.codec;
     p.buffers[host].bytes = std::max(p.buffers[host].bytes, c.bound(static_cast<uint64_t>(v.type.numel())));
     chosen[host] = true;

@@ -2,34 +2,52 @@
 
 #include <algorithm>
 
+#include "plan/share/inplace.h"
 #include "util/error.h"
 
 namespace dlmem::plan::swap {
 
-std::vector<std::vector<int>> storage_accesses(const ir::Graph& g, const analysis::Liveness& L) {
-  std::vector<std::vector<int>> acc(static_cast<size_t>(g.num_values()));
-  for (int i = 0; i < L.steps; ++i) {
-    const ir::Node& n = g.node(L.order[static_cast<size_t>(i)]);
-    auto touch = [&](ir::ValueId v) {
-      auto& a = acc[static_cast<size_t>(L.storage[static_cast<size_t>(v)])];
-      if (a.empty() || a.back() != i) a.push_back(i);
+Plan share_base(const ir::Graph& g, const analysis::Liveness& L) {
+  Plan p = make_default_plan(g, L);
+  apply_inplace(g, p);
+  return p;
+}
+
+int BufferAccesses::last_write(int pos) const {
+  const auto it = std::upper_bound(writes.begin(), writes.end(), pos);
+  return it == writes.begin() ? -1 : *(it - 1);
+}
+
+std::vector<BufferAccesses> buffer_accesses(const ir::Graph& g, const Plan& base) {
+  std::vector<BufferAccesses> acc(base.buffers.size());
+  int pos = -1;
+  for (const Instr& in : base.program) {
+    if (in.kind != InstrKind::compute) continue;
+    ++pos;
+    auto touch = [&](BufferId b) {
+      auto& a = acc[static_cast<size_t>(b)].at;
+      if (a.empty() || a.back() != pos) a.push_back(pos);
     };
-    for (ir::ValueId v : n.inputs) touch(v);
-    for (ir::ValueId v : n.outputs) touch(v);
-    if (n.workspace != ir::kNoValue) touch(n.workspace);
+    for (BufferId b : in.inputs) touch(b);
+    for (BufferId b : in.outputs) touch(b);
+    if (in.workspace != kNoBuffer) touch(in.workspace);
+    if (ir::op_def(g.node(in.node).op).view) continue;
+    for (BufferId b : in.outputs) {
+      auto& w = acc[static_cast<size_t>(b)].writes;
+      if (w.empty() || w.back() != pos) w.push_back(pos);
+    }
   }
   return acc;
 }
 
-bool swappable(const ir::Graph& g, const analysis::Liveness& L, ir::ValueId s) {
-  const ir::Value& v = g.value(s);
-  if (!L.is_storage(s) || analysis::is_persistent(v)) return false;
-  if (v.role != ir::Role::activation && v.role != ir::Role::input) return false;
-  const int last = L.last[static_cast<size_t>(s)];
-  return last >= 0 && last < L.steps && v.type.bytes() > 0;
+bool swappable(const Plan& base, BufferId b) {
+  const Buffer& buf = base.buffers[static_cast<size_t>(b)];
+  if (buf.persistent || buf.space != Space::device || buf.bytes == 0) return false;
+  return buf.role == ir::Role::activation || buf.role == ir::Role::input || buf.role == ir::Role::gradient;
 }
 
 std::vector<int> compute_index(const Plan& p, const analysis::Liveness& L) {
+
   std::vector<int> pos_of_node(L.order.size() ? *std::max_element(L.order.begin(), L.order.end()) + 1 : 0, -1);
   for (size_t i = 0; i < L.order.size(); ++i) pos_of_node[static_cast<size_t>(L.order[i])] = static_cast<int>(i);
   std::vector<int> idx(L.order.size(), -1);
@@ -43,16 +61,10 @@ std::vector<int> compute_index(const Plan& p, const analysis::Liveness& L) {
   return idx;
 }
 
-Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const std::vector<SwapItem>& items,
+Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan& base, const std::vector<SwapItem>& items,
                     std::vector<EmittedSwap>* emitted) {
-  Plan p = make_default_plan(g, L);
   const int steps = L.steps;
-  // The default plan's frees, by position, as storages (the buffer is chosen at emission).
-  std::vector<std::vector<ir::ValueId>> frees(static_cast<size_t>(steps));
-  for (const Buffer& b : p.buffers) {
-    const int last = L.last[static_cast<size_t>(b.value)];
-    if (!b.persistent && last >= 0 && last < steps) frees[static_cast<size_t>(last)].push_back(b.value);
-  }
+  Plan p = base;
   p.program.clear();
 
   struct Live {
@@ -60,25 +72,46 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const std::
     int out = -1, in = -1;                         // program indices of the copies
   };
   std::vector<Live> st(items.size());
-  std::vector<int> item_of(static_cast<size_t>(g.num_values()), -1);
+  std::vector<int> item_of(base.buffers.size(), -1);
   std::vector<std::vector<size_t>> outs(static_cast<size_t>(steps) + 1), releases(static_cast<size_t>(steps)),
       triggers(static_cast<size_t>(steps)), syncs(static_cast<size_t>(steps));
+  // What a buffer holds after the compute at a position writes it (the value of that
+  // node's output in it; views write nothing).
+  std::vector<const Instr*> compute_at;
+  for (const Instr& in : base.program) {
+    DLMEM_CHECK(in.waits.empty() && (in.kind == InstrKind::compute || in.kind == InstrKind::free),
+                "a swap base plan holds computes and frees only");
+    if (in.kind == InstrKind::compute) compute_at.push_back(&in);
+  }
+  DLMEM_CHECK(static_cast<int>(compute_at.size()) == steps, "a swap base plan computes each node once");
+  for (int i = 0; i < steps; ++i)
+    DLMEM_CHECK(compute_at[static_cast<size_t>(i)]->node == L.order[static_cast<size_t>(i)],
+                "a swap base plan computes in schedule order");
+  auto held = [&](BufferId b, int written_at) {
+    if (written_at < 0) return base.buffers[static_cast<size_t>(b)].value;
+    const Instr& c = *compute_at[static_cast<size_t>(written_at)];
+    const ir::Node& n = g.node(c.node);
+    for (size_t k = 0; k < c.outputs.size(); ++k)
+      if (c.outputs[k] == b) return L.storage[static_cast<size_t>(n.outputs[k])];
+    DLMEM_CHECK(false, "swap item's out_after ", written_at, " (", n.name, ") does not write its buffer");
+    return ir::kNoValue;
+  };
   for (size_t k = 0; k < items.size(); ++k) {
     const SwapItem& it = items[k];
-    DLMEM_CHECK(it.storage >= 0 && it.storage < g.num_values() && L.is_storage(it.storage), "swap item ", k,
-                " names no storage");
-    DLMEM_CHECK(item_of[static_cast<size_t>(it.storage)] < 0, "storage ", g.value(it.storage).name, " swapped twice");
+    DLMEM_CHECK(it.buffer >= 0 && static_cast<size_t>(it.buffer) < base.buffers.size(), "swap item ", k,
+                " names no base buffer");
+    const Buffer ab = base.buffers[static_cast<size_t>(it.buffer)];
+    DLMEM_CHECK(item_of[static_cast<size_t>(it.buffer)] < 0, "buffer of ", g.value(ab.value).name, " swapped twice");
     const int sync = it.sync_at < 0 ? it.use : it.sync_at;
     DLMEM_CHECK(it.out_after >= -1 && it.out_after <= it.last_before && it.last_before <= it.free_after &&
                     it.free_after < it.trigger && it.trigger <= sync && sync <= it.use && it.use < steps,
-                "swap item for ", g.value(it.storage).name, " has positions out of order: out ", it.out_after, " last ",
+                "swap item for ", g.value(ab.value).name, " has positions out of order: out ", it.out_after, " last ",
                 it.last_before, " free ", it.free_after, " trigger ", it.trigger, " sync ", sync, " use ", it.use);
-    item_of[static_cast<size_t>(it.storage)] = static_cast<int>(k);
-    const BufferId a = p.buffer_of(it.storage);
-    const Buffer ab = p.buffers[static_cast<size_t>(a)];  // a copy: add_buffer reallocates
     DLMEM_CHECK(!ab.persistent && ab.space == Space::device, "swapping a persistent or host buffer");
-    st[k].host = p.add_buffer(it.storage, ab.role, ab.bytes, Space::host);
-    st[k].again = p.add_buffer(it.storage, ab.role, ab.bytes, Space::device);
+    item_of[static_cast<size_t>(it.buffer)] = static_cast<int>(k);
+    const ir::ValueId v = held(it.buffer, it.out_after);
+    st[k].host = p.add_buffer(v, ab.role, ab.bytes, Space::host);
+    st[k].again = p.add_buffer(v, ab.role, ab.bytes, Space::device);
     outs[static_cast<size_t>(it.out_after + 1)].push_back(k);
     releases[static_cast<size_t>(it.free_after)].push_back(k);
     triggers[static_cast<size_t>(it.trigger)].push_back(k);
@@ -88,10 +121,10 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const std::
   for (auto& t : triggers)
     std::stable_sort(t.begin(), t.end(), [&](size_t x, size_t y) { return items[x].use < items[y].use; });
 
-  std::vector<BufferId> cur(static_cast<size_t>(g.num_values()), kNoBuffer);
-  for (const ir::Value& v : g.values())
-    if (L.is_storage(v.id)) cur[static_cast<size_t>(v.id)] = p.buffer_of(v.id);
-  auto buf = [&](ir::ValueId v) { return cur[static_cast<size_t>(L.storage[static_cast<size_t>(v)])]; };
+  // The device buffer each base buffer is read and written through now (A2 after a swap-in).
+  std::vector<BufferId> cur(base.buffers.size());
+  for (size_t b = 0; b < cur.size(); ++b) cur[b] = static_cast<BufferId>(b);
+  auto map = [&](BufferId b) { return b == kNoBuffer ? b : cur[static_cast<size_t>(b)]; };
   auto emit = [&](Instr in) {
     p.program.push_back(std::move(in));
     return static_cast<int>(p.program.size()) - 1;
@@ -101,7 +134,7 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const std::
       Instr in;
       in.kind = InstrKind::swap_out;
       in.stream = Stream::d2h;
-      in.inputs = {buf(items[k].storage)};
+      in.inputs = {map(items[k].buffer)};
       in.outputs = {st[k].host};
       st[k].out = emit(std::move(in));
     }
@@ -115,7 +148,13 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const std::
   };
 
   emit_outs(0);
-  for (int i = 0; i < steps; ++i) {
+  int i = -1;
+  for (const Instr& bi : base.program) {
+    if (bi.kind == InstrKind::free) {  // the base plan's free, of what the buffer is now
+      emit_free(map(bi.buffer), {});
+      continue;
+    }
+    ++i;
     for (size_t k : triggers[static_cast<size_t>(i)]) {
       Instr in;
       in.kind = InstrKind::swap_in;
@@ -124,22 +163,18 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const std::
       in.outputs = {st[k].again};
       in.waits = {st[k].out};
       st[k].in = emit(std::move(in));
-      cur[static_cast<size_t>(items[k].storage)] = st[k].again;
+      cur[static_cast<size_t>(items[k].buffer)] = st[k].again;
     }
-    const ir::Node& n = g.node(L.order[static_cast<size_t>(i)]);
-    Instr c;
-    c.kind = InstrKind::compute;
-    c.node = n.id;
-    for (ir::ValueId v : n.inputs) c.inputs.push_back(buf(v));
-    for (ir::ValueId v : n.outputs) c.outputs.push_back(buf(v));
-    if (n.workspace != ir::kNoValue) c.workspace = buf(n.workspace);
+    Instr c = bi;
+    for (BufferId& b : c.inputs) b = map(b);
+    for (BufferId& b : c.outputs) b = map(b);
+    c.workspace = map(c.workspace);
     for (size_t k : syncs[static_cast<size_t>(i)]) c.waits.push_back(st[k].in);
     std::sort(c.waits.begin(), c.waits.end());
     emit(std::move(c));
     emit_outs(i + 1);
     for (size_t k : syncs[static_cast<size_t>(i)]) emit_free(st[k].host, {st[k].in});
-    for (size_t k : releases[static_cast<size_t>(i)]) emit_free(p.buffer_of(items[k].storage), {st[k].out});
-    for (ir::ValueId v : frees[static_cast<size_t>(i)]) emit_free(cur[static_cast<size_t>(v)], {});
+    for (size_t k : releases[static_cast<size_t>(i)]) emit_free(items[k].buffer, {st[k].out});
   }
   compute_lifetimes(p);
   compute_stats(g, p);

@@ -1,11 +1,15 @@
-// The program every swap planner emits: given, per swapped storage, when its copy to
-// the host starts, when its device bytes are released, when the copy back starts
-// (the trigger) and where the compute stream waits for it, emit_swap_plan() writes the
-// default schedule with SwapOut / SwapIn / Free instructions on the copy streams and
-// host buffers. Planners differ only in the SwapItems they choose.
+// The program every swap planner emits: given a base plan -- the schedule's computes in
+// order with frees between them: the default plan, or the share policy's (the default
+// plan through the in-place pass, where a buffer may hold a chain of values) -- and,
+// per swapped base buffer, when its copy to the host starts, when its device bytes are
+// released, when the copy back starts (the trigger) and where the compute stream waits
+// for it, emit_swap_plan() writes the base program with SwapOut / SwapIn / Free
+// instructions on the copy streams and host buffers. Planners differ only in the base
+// and the SwapItems they choose.
 //
-//   std::vector<swap::SwapItem> items = ...;     // one per swapped storage
-//   plan::Plan p = swap::emit_swap_plan(g, live, items);
+//   plan::Plan base = swap::share_base(g, live);   // or make_default_plan(g, live)
+//   std::vector<swap::SwapItem> items = ...;       // one per swapped base buffer
+//   plan::Plan p = swap::emit_swap_plan(g, live, base, items);
 //
 // Note [Swap protocol] (positions are schedule positions, i.e. computes):
 //   after compute `out_after`    SwapOut(A -> H) on d2h       (-1: before the first compute)
@@ -15,8 +19,12 @@
 //   compute `sync_at` (<= use)   waits on the SwapIn; computes from `use` on read A2
 //   after compute `sync_at`      Free(H), waits on the SwapIn
 //   after A2's last reader       Free(A2) (the default plan's free at last use)
-// The gap (last_before, use) holds no access to the storage, so the value is never read
-// while absent.
+// The gap (last_before, use) holds no access to the buffer, so the value is never read
+// while absent; `out_after` is the last write of the buffer at or before `last_before`
+// (in a shared buffer the last in-place write, e.g. a ReLU over its input), so the copy
+// carries what the buffer holds in the gap and nothing writes A while it is in flight.
+// Computes from `use` on -- in-place writes included (a gradient over the swapped-in
+// activation) -- read and write A2, and the base plan's Free of the buffer frees A2.
 #pragma once
 
 #include <vector>
@@ -28,9 +36,9 @@
 namespace dlmem::plan::swap {
 
 struct SwapItem {
-  ir::ValueId storage = ir::kNoValue;  // storage representative (analysis::Liveness::storage)
+  BufferId buffer = kNoBuffer;  // a buffer of the base plan
   uint64_t bytes = 0;
-  int out_after = -1;    // the producer's position, or -1 for a preloaded value
+  int out_after = -1;    // the last write at or before last_before, or -1 for a preloaded value
   int last_before = -1;  // last access before the gap
   int use = -1;          // first access after the gap
   int free_after = -1;   // in [last_before, trigger)
@@ -38,13 +46,25 @@ struct SwapItem {
   int sync_at = -1;      // in [trigger, use]; -1: use
 };
 
-// Accesses of every storage, in schedule order (producer and every reader, views
-// included; a preloaded value has no producer access).
-std::vector<std::vector<int>> storage_accesses(const ir::Graph&, const analysis::Liveness&);
+// The share policy's program as a base: the default plan through the in-place pass
+// (plan/share/inplace.h), unplaced.
+Plan share_base(const ir::Graph&, const analysis::Liveness&);
 
-// Whether a storage may be swapped at all: a device activation or input (not
-// persistent, not a workspace, not kept past the step) with a gap in its accesses.
-bool swappable(const ir::Graph&, const analysis::Liveness&, ir::ValueId storage);
+// Per base buffer, the schedule positions of the computes that access it (read, write
+// or workspace; views included, as they name their storage's buffer) and of those that
+// write it (views write nothing), in order. A preloaded value has no write.
+struct BufferAccesses {
+  std::vector<int> at;
+  std::vector<int> writes;
+  // The last write at or before `pos`, or -1.
+  int last_write(int pos) const;
+};
+std::vector<BufferAccesses> buffer_accesses(const ir::Graph&, const Plan& base);
+
+// Whether a base buffer may be swapped at all: a device buffer of an activation or an
+// input (its first value's role: not persistent, not a workspace, not kept past the
+// step) with bytes.
+bool swappable(const Plan& base, BufferId);
 
 // Program indices of one item's copies in an emitted plan.
 struct EmittedSwap {
@@ -53,14 +73,15 @@ struct EmittedSwap {
 };
 
 // Checks the items' positions (DLMEM_CHECK: planners must get them right) and emits the
-// plan: the default plan's buffers and binding, plus a host buffer and a second device
-// buffer per item. Lifetimes and statistics are computed. `emitted`, when given,
-// receives where each item's copies landed.
-Plan emit_swap_plan(const ir::Graph&, const analysis::Liveness&, const std::vector<SwapItem>&,
+// plan: the base plan's buffers and binding, plus a host buffer and a second device
+// buffer per item (both naming the value the buffer holds in the gap). Lifetimes and
+// statistics are computed. `emitted`, when given, receives where each item's copies
+// landed.
+Plan emit_swap_plan(const ir::Graph&, const analysis::Liveness&, const Plan& base, const std::vector<SwapItem>&,
                     std::vector<EmittedSwap>* emitted = nullptr);
 
 // For each schedule position, the program index of its compute in a plan made by
-// emit_swap_plan (or make_default_plan).
+// emit_swap_plan (or make_default_plan, share_base).
 std::vector<int> compute_index(const Plan&, const analysis::Liveness&);
 
 }  // namespace dlmem::plan::swap

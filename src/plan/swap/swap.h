@@ -18,8 +18,9 @@
 //    swap-in nodes with a trigger per swap-in, chosen from estimated node times;
 //    Capuchin, Peng et al., ASPLOS 2020, its swap policy: candidates by the time
 //    between evicted-access and back-access, an in-trigger per prefetch, and
-//    feedback-driven adjustment of triggers from the observed timeline). Chooses which stashed tensors to
-//    swap by gap x size until the budget is met, then, by simulating the plan on the
+//    feedback-driven adjustment of triggers from the observed timeline). Swaps the share
+//    policy's program (in-place writes; the default one too, keeping the better plan).
+//    Chooses which buffers to swap by gap x size until the budget is met, then, by simulating the plan on the
 //    request's device profile, places each swap-in's trigger so that the copy arrives
 //    just before its use and each device release just after its copy completes; where
 //    the budget is violated by copies in flight, triggers move later and releases

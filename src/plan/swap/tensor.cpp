@@ -1,8 +1,24 @@
 // Tensor-granular swapping with simulated triggers (Meng et al. 2017; Capuchin, Peng et
 // al. 2020). See swap.h for the policy and emit.h for the program it writes.
 //
-// Note [Tensor swap planning] -- three steps, all on schedule positions:
-//  1. Candidates: every swappable storage, at the longest gap between two of its
+// Note [Tensor swap planning] -- the program swapped is the share policy's (the default
+// plan through the in-place pass, swap::share_base): in-place writes -- ReLU over its
+// input, a gradient over the activation it replaces -- lower the peak and the largest
+// single node's working set before anything moves, so fewer bytes must cross the link
+// for a budget, and budgets that no swap of the plain program reaches (VGG-16 at batch
+// 256 at half its peak: ReLU's backward no longer holds y, dy and dx at once) become
+// reachable. A swapped buffer may hold
+// a chain of values (conv output, ReLU output in place, later the gradient over it);
+// it leaves after the last write before its gap and comes back before the first access
+// after it, in-place writes from there on landing in the swapped-in copy. Gradients are
+// candidates too: where a node holds three feature maps of the largest size (VGG-16's
+// features.2 backward: its input, the incoming gradient and the one it wrote), only
+// moving the written gradient across the node gets under some budgets -- a stall the
+// repair's cost counts. The default program is planned as well and the better plan
+// kept (run()): sharing changes which buffers exist, and their placement can fragment
+// more, so a plan over it can need one more swap to fit the same arena. Then three
+// steps, all on schedule positions:
+//  1. Candidates: every swappable buffer, at the longest gap between two of its
 //     accesses (by estimated time), scored by bytes x gap time. With a target: at the
 //     position furthest over it (ignoring copies in flight), take the best-scoring
 //     candidate whose gap covers it, until none is over; without one, take those
@@ -23,8 +39,9 @@
 //     the peak position either take another candidate whose gap covers it or tighten an
 //     in-flight window there (a later trigger or an earlier release), whichever costs
 //     less per byte: the candidate its round trip on links as busy as the simulation
-//     shows them, the window the stall it adds. Bounds only tighten, so timing and repair converge; the
-//     plan returned always comes out of a repair pass, so it meets the target.
+//     shows them, and at least the part of the round trip its gap cannot hide; the
+//     window the stall it adds. Bounds only tighten, so timing and repair converge;
+//     the plan returned always comes out of a repair pass, so it meets the target.
 #include <algorithm>
 #include <limits>
 #include <numeric>
@@ -44,9 +61,9 @@ namespace dlmem::plan {
 namespace {
 
 struct Candidate {
-  ir::ValueId storage = ir::kNoValue;
+  BufferId buffer = kNoBuffer;  // of the base plan
   uint64_t bytes = 0;
-  int producer = -1;  // out_after
+  int producer = -1;  // out_after: the last write before the gap
   int a = -1, b = -1;  // gap (a, b): last access before, first access after
   double gap = 0;      // estimated seconds between the end of a and the start of b
   double score = 0;
@@ -72,38 +89,50 @@ std::vector<uint64_t> live_at_computes(const Plan& p, const std::vector<int>& ci
 class TensorPlanner {
  public:
   TensorPlanner(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target)
-      : g_(g), L_(L), target_(target), cm_(sim::roofline_cost_model(g, sim::device_profile(req.device))) {}
+      : g_(g),
+        L_(L),
+        share_base_(swap::share_base(g, L)),
+        default_base_(make_default_plan(g, L)),
+        target_(target),
+        arena_limit_(req.budget ? req.budget : target),
+        placement_(req.placement),
+        cm_(sim::roofline_cost_model(g, sim::device_profile(req.device))) {}
 
-  // Plans with both ways of laying out the swap-ins (Note [Tensor swap planning],
-  // step 2), against the target and against 95% of it, and keeps the best plan: one
-  // whose placed arena fits the target (the budget is on the arena; Note [Budget and
-  // placement]), then the faster by simulation, then the smaller peak. OutOfMemory only
-  // if every variant fails.
+  // Plans over both programs (the share policy's first, then the default one), with
+  // both ways of laying out the swap-ins (Note [Tensor swap planning], step 2), against
+  // the target and against 95% of it, and keeps the best plan: one whose placed arena
+  // fits the request's budget (the budget is on the arena; the target, on max live, may
+  // be below it when make_plan asks again after a placement overshoot -- Note [Budget
+  // and placement]), then the faster by simulation, then the smaller peak; on a tie the
+  // earlier. OutOfMemory only if every variant fails.
   Plan run() {
-    find_candidates();
     std::optional<Plan> best;
     std::tuple<bool, double, uint64_t> best_key;
     std::optional<OutOfMemory> failure;
     const uint64_t budget = target_;
-    for (int variant = 0; variant < (budget ? 4 : 2); ++variant) {
-      alap_ = variant % 2 == 0;
-      // Planning against 95% of the target leaves room for placement's fragmentation.
-      target_ = variant < 2 ? budget : budget / 20 * 19;
-      for (Candidate& c : cands_) c.taken = false;
-      items_.clear();
-      try {
-        Plan p = run_once();
-        Plan placed = p;
-        place(placed);
-        const std::tuple<bool, double, uint64_t> key{
-            budget > 0 && placed.device_arena > budget,
-            sim::simulate(g_, p, cm_, {.record_memory = false}).makespan, p.stats.peak_device};
-        if (!best || key < best_key) {
-          best = std::move(p);
-          best_key = key;
+    for (const Plan* base : {&share_base_, &default_base_}) {
+      base_ = base;
+      find_candidates();
+      for (int variant = 0; variant < (budget ? 4 : 2); ++variant) {
+        alap_ = variant % 2 == 0;
+        // Planning against 95% of the target leaves room for placement's fragmentation.
+        target_ = variant < 2 ? budget : budget / 20 * 19;
+        for (Candidate& c : cands_) c.taken = false;
+        items_.clear();
+        try {
+          Plan p = run_once();
+          Plan placed = p;
+          place(placed, placement_);
+          const std::tuple<bool, double, uint64_t> key{
+              arena_limit_ > 0 && placed.device_arena > arena_limit_,
+              sim::simulate(g_, p, cm_, {.record_memory = false}).makespan, p.stats.peak_device};
+          if (!best || key < best_key) {
+            best = std::move(p);
+            best_key = key;
+          }
+        } catch (const OutOfMemory& e) {
+          if (!failure) failure = e;
         }
-      } catch (const OutOfMemory& e) {
-        if (!failure) failure = e;
       }
     }
     target_ = budget;
@@ -148,14 +177,14 @@ class TensorPlanner {
       dur_[static_cast<size_t>(i)] = cm_.node_seconds[static_cast<size_t>(L_.order[static_cast<size_t>(i)])];
       start_[static_cast<size_t>(i) + 1] = start_[static_cast<size_t>(i)] + dur_[static_cast<size_t>(i)];
     }
-    const auto acc = swap::storage_accesses(g_, L_);
-    for (const ir::Value& v : g_.values()) {
-      if (!swap::swappable(g_, L_, v.id)) continue;
-      const auto& a = acc[static_cast<size_t>(v.id)];
+    cands_.clear();
+    const auto acc = swap::buffer_accesses(g_, *base_);
+    for (const Buffer& b : base_->buffers) {
+      if (!swap::swappable(*base_, b.id)) continue;
+      const auto& a = acc[static_cast<size_t>(b.id)].at;
       Candidate c;
-      c.storage = v.id;
-      c.bytes = v.type.bytes();
-      c.producer = v.producer == ir::kNoNode ? -1 : a.front();
+      c.buffer = b.id;
+      c.bytes = b.bytes;
       for (size_t k = 1; k < a.size(); ++k) {
         if (a[k] - a[k - 1] < 2) continue;
         const double gap = start_[static_cast<size_t>(a[k])] - start_[static_cast<size_t>(a[k - 1]) + 1];
@@ -166,6 +195,7 @@ class TensorPlanner {
         }
       }
       if (c.a < 0) continue;
+      c.producer = acc[static_cast<size_t>(b.id)].last_write(c.a);
       c.score = static_cast<double>(c.bytes) * c.gap;
       cands_.push_back(c);
     }
@@ -179,7 +209,7 @@ class TensorPlanner {
     cd.taken = true;
     Item it;
     it.cand = c;
-    it.s.storage = cd.storage;
+    it.s.buffer = cd.buffer;
     it.s.bytes = cd.bytes;
     it.s.out_after = cd.producer;
     it.s.last_before = cd.a;
@@ -202,8 +232,7 @@ class TensorPlanner {
     }
     // At the position furthest over the target, take the best-scoring candidate whose
     // gap covers it, until no position is over (copies in flight are repaired later).
-    const Plan base = make_default_plan(g_, L_);
-    std::vector<uint64_t> ideal = live_at_computes(base, swap::compute_index(base, L_));
+    std::vector<uint64_t> ideal = live_at_computes(*base_, swap::compute_index(*base_, L_));
     for (;;) {
       const size_t worst = static_cast<size_t>(std::max_element(ideal.begin(), ideal.end()) - ideal.begin());
       if (ideal[worst] <= target_) break;
@@ -225,7 +254,7 @@ class TensorPlanner {
     std::vector<swap::SwapItem> s;
     s.reserve(items_.size());
     for (const Item& it : items_) s.push_back(it.s);
-    return swap::emit_swap_plan(g_, L_, s, &emitted_);
+    return swap::emit_swap_plan(g_, L_, *base_, s, &emitted_);
   }
 
   // Step 2 of Note [Tensor swap planning]. Returns whether any position moved.
@@ -328,7 +357,8 @@ class TensorPlanner {
       const int pos = position_of(p, p.stats.peak_instr);
       const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
       // (a) Another tensor whose gap covers the peak. Its cost per byte: the round trip
-      // on the links, as far as the links are busy (on idle links it hides).
+      // on the links, as far as the links are busy (on idle links it hides), and at
+      // least the part of it that its gap cannot hide (a gradient held across one node).
       size_t cand = cands_.size();
       for (size_t c : order_)
         if (!cands_[c].taken && cands_[c].a < pos && pos < cands_[c].b) {
@@ -339,8 +369,8 @@ class TensorPlanner {
       if (cand < cands_.size()) {
         const uint64_t bytes = cands_[cand].bytes;
         const double busy = std::min(1.0, (r.d2h_seconds + r.h2d_seconds) / (2 * std::max(r.makespan, 1e-12)));
-        cand_cost = (cm_.copy_seconds(Stream::d2h, bytes) + cm_.copy_seconds(Stream::h2d, bytes)) * busy /
-                    static_cast<double>(bytes);
+        const double round_trip = cm_.copy_seconds(Stream::d2h, bytes) + cm_.copy_seconds(Stream::h2d, bytes);
+        cand_cost = std::max(round_trip * busy, round_trip - cands_[cand].gap) / static_cast<double>(bytes);
       }
       // (b) A tighter in-flight window over the peak, by the stall it adds per byte.
       const Tightening t = cheapest_tightening(r, p, pos);
@@ -412,7 +442,12 @@ class TensorPlanner {
 
   const ir::Graph& g_;
   const analysis::Liveness& L_;
+  // The programs swapped (Note [Tensor swap planning]) and the one being planned over.
+  const Plan share_base_, default_base_;
+  const Plan* base_ = &share_base_;
   uint64_t target_;
+  const uint64_t arena_limit_;  // the budget on the placed arena (0: none)
+  const PlaceAlgo placement_;
   const sim::CostModel cm_;
   std::vector<double> dur_, start_;
   std::vector<Candidate> cands_;

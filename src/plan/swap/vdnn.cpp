@@ -45,11 +45,16 @@ Plan plan_vdnn(const ir::Graph& g, const analysis::Liveness& L, uint64_t target,
         if (saved.output(static_cast<int>(k))) wanted[static_cast<size_t>(L.storage[static_cast<size_t>(n.outputs[k])])] = true;
   }
 
-  const auto acc = swap::storage_accesses(g, L);
+  // vDNN's own program: the default one (Rhu et al. swap layer inputs of a plain
+  // schedule; sharing would change which buffer holds a layer's input).
+  const Plan base = make_default_plan(g, L);
+  const auto acc = swap::buffer_accesses(g, base);
   std::vector<swap::SwapItem> items;
   for (const ir::Value& v : g.values()) {
-    if (!wanted[static_cast<size_t>(v.id)] || !swap::swappable(g, L, v.id)) continue;
-    const auto& a = acc[static_cast<size_t>(v.id)];
+    if (!wanted[static_cast<size_t>(v.id)]) continue;
+    const BufferId b = base.buffer_of(v.id);
+    if (!swap::swappable(base, b)) continue;
+    const auto& a = acc[static_cast<size_t>(b)].at;
     int last_fwd = -1, first_bwd = -1;
     for (int i : a) {
       const ir::Phase ph = node_at(i).phase;
@@ -62,9 +67,9 @@ Plan plan_vdnn(const ir::Graph& g, const analysis::Liveness& L, uint64_t target,
       continue;
     const int layer = layer_of[static_cast<size_t>(first_bwd)];
     swap::SwapItem it;
-    it.storage = v.id;
-    it.bytes = v.type.bytes();
-    it.out_after = v.producer == ir::kNoNode ? -1 : a.front();
+    it.buffer = b;
+    it.bytes = base.buffers[static_cast<size_t>(b)].bytes;
+    it.out_after = acc[static_cast<size_t>(b)].last_write(last_fwd);
     it.last_before = last_fwd;
     it.use = first_bwd;
     it.free_after = last_fwd;  // the layer ends when its offload completes
@@ -76,7 +81,7 @@ Plan plan_vdnn(const ir::Graph& g, const analysis::Liveness& L, uint64_t target,
     if (it.use <= it.last_before + 1) continue;  // no gap to hide anything in
     items.push_back(it);
   }
-  Plan p = swap::emit_swap_plan(g, L, items);
+  Plan p = swap::emit_swap_plan(g, L, base, items);
   if (target > 0 && p.stats.peak_device > target)
     throw OutOfMemory("policy ", name, " keeps a peak of ", human_bytes(p.stats.peak_device),
                       " resident (it swaps the same layers whatever the budget), above the target ", human_bytes(target),

@@ -44,9 +44,11 @@ struct MemoryReport {
   int peak_step = -1;
   std::string peak_node;
   RoleBytes at_peak{};
-  // No policy (sharing, recomputation, swapping) goes below this on the device:
-  // weights and optimizer state plus the largest single node's working set
-  // (inputs + outputs + workspace).
+  // No policy that writes every output apart from its inputs (recomputation, swapping
+  // of the default program) goes below this on the device: weights and optimizer state
+  // plus the largest single node's working set (inputs + outputs + workspace). In-place
+  // writes (share, swap:tensor over the share program) can: an output over an input
+  // counts once.
   uint64_t lower_bound = 0;
   std::string lower_bound_node;
   double flops_forward = 0, flops_backward = 0, flops_update = 0;

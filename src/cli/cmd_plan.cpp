@@ -149,7 +149,8 @@ int run(const PlanArgs& a) {
   if (inplace.writes)
     t.add_row({"written in place", human_bytes(inplace.bytes),
                std::to_string(inplace.writes) + " outputs over a dying input"});
-  t.add_row({"largest-op lower bound", human_bytes(p.stats.lower_bound), "no policy goes below"});
+  t.add_row({"largest-op lower bound", human_bytes(p.stats.lower_bound),
+             inplace.writes ? "out of place; in-place writes can go below" : "no policy goes below"});
   if (p.budget) t.add_row({"budget", human_bytes(p.budget), "fits"});
   if (p.stats.extra_flops > 0)
     t.add_row({"extra FLOPs (recomputation)", human_count(static_cast<uint64_t>(p.stats.extra_flops)),

@@ -35,6 +35,7 @@
 #include "ir/autodiff.h"
 #include "models/zoo.h"
 #include "plan/planner.h"
+#include "plan/share/inplace.h"
 #include "runtime/backend.h"
 #include "runtime/calibrate.h"
 #include "runtime/executor.h"
@@ -135,6 +136,9 @@ void simulated(bool quick) {
           row["unmanaged_step_s"] = rb.makespan;
           row["step_over_unmanaged"] = r.makespan / rb.makespan;
           row["bytes_to_host"] = r.bytes_to_host;
+          // swap:tensor plans over the share policy's program and the default one and
+          // keeps the faster: in-place writes say which it kept.
+          row["in_place_writes"] = plan::count_inplace(g, p).writes;
           row["plan_s"] = plan_s;
           if (std::string(c.model) == "vgg16") row["published"] = kPublished;
           std::cout << row.dump() << std::endl;

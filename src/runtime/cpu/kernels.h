@@ -1,7 +1,8 @@
 // CPU kernels of dlmem: plain functions over raw f32 (and u8/i32) pointers in
 // row-major / NCHW layout, implemented with oneDNN primitives where oneDNN has one,
 // and with dlmem's own loops only where it does not (dropout, losses, embedding,
-// optimizers, causal mask) -- each such place says why.
+// optimizers, causal mask) or where its primitive is slow on plain layouts (batch
+// norm) -- each such place says why.
 //
 //   cpu::Context ctx(/*threads=*/2);
 //   cpu::Conv2dShape s{.n=8, .c=3, .h=32, .w=32, .k=16, .r=3, .s=3, .pad_h=1, .pad_w=1};
@@ -19,14 +20,14 @@
 // ever ask, the Context lends it a buffer of its own, grown on demand and kept. The
 // only other temporary outside the plan is softmax_xent_fwd's rows/64 doubles of
 // per-chunk loss sums. The scratch queries of batch and layer norm take no epsilon:
-// the scratchpad does not depend on it.
+// the scratchpad does not depend on it (dlmem's batch norm needs none).
 //
 // Note [Primitive cache]: primitives are created once per distinct shape/parameter set
 // and cached in the Context (keyed by a string of the parameters), as oneDNN advises.
 //
 // Determinism: for a fixed thread count every kernel gives bit-identical results run
 // after run (no atomics, no run-to-run varying reduction order). dlmem's own loops
-// (kernels_own.cpp) give the same bits for any thread count.
+// (kernels_own.cpp, kernels_batch_norm.cpp) give the same bits for any thread count.
 //
 // User errors (a label or id out of range, impossible shapes in infer_output(), a
 // dropout p outside [0, 1]) throw std::invalid_argument naming the value and the valid
@@ -111,6 +112,9 @@ void avg_pool2d_bwd(Context&, const Pool2dShape&, const float* dy, float* dx, vo
 // ---- batch normalisation over (N, H, W) per channel C, NCHW ----
 // Training forward: y = gamma * (x - mean) / sqrt(var + eps) + beta with the batch's
 // mean and biased variance, written to mean/var (C each). Backward needs no beta.
+// dlmem's own loops (kernels_batch_norm.cpp: oneDNN's batch norm on plain NCHW is its
+// slow generic path), so the same bits for any thread count; y may be x, dx may be dy
+// or x. They need no scratch: the queries return 0 (scratch may be nullptr).
 size_t batch_norm_fwd_scratch_bytes(Context&, int64_t n, int64_t c, int64_t hw, bool training);
 void batch_norm_fwd_training(Context&, int64_t n, int64_t c, int64_t hw, float eps,
                              const float* x, const float* gamma, const float* beta, float* y,
@@ -122,6 +126,23 @@ size_t batch_norm_bwd_scratch_bytes(Context&, int64_t n, int64_t c, int64_t hw);
 void batch_norm_bwd(Context&, int64_t n, int64_t c, int64_t hw, float eps, const float* x,
                     const float* dy, const float* gamma, const float* mean, const float* var,
                     float* dx, float* dgamma, float* dbeta, void* scratch);
+// The same with oneDNN's primitive (use_scale | use_shift; its own scratchpad): the
+// reference the tests compare the kernels above with. Deterministic for a fixed thread
+// count only.
+size_t batch_norm_fwd_onednn_scratch_bytes(Context&, int64_t n, int64_t c, int64_t hw,
+                                           bool training);
+void batch_norm_fwd_training_onednn(Context&, int64_t n, int64_t c, int64_t hw, float eps,
+                                    const float* x, const float* gamma, const float* beta,
+                                    float* y, float* mean, float* var, void* scratch);
+void batch_norm_fwd_inference_onednn(Context&, int64_t n, int64_t c, int64_t hw, float eps,
+                                     const float* x, const float* gamma, const float* beta,
+                                     const float* mean, const float* var, float* y,
+                                     void* scratch);
+size_t batch_norm_bwd_onednn_scratch_bytes(Context&, int64_t n, int64_t c, int64_t hw);
+void batch_norm_bwd_onednn(Context&, int64_t n, int64_t c, int64_t hw, float eps,
+                           const float* x, const float* dy, const float* gamma, const float* mean,
+                           const float* var, float* dx, float* dgamma, float* dbeta,
+                           void* scratch);
 
 // ---- layer normalisation over the last dimension (rows x cols) ----
 // gamma, beta, dgamma, dbeta: cols each; mean, var (biased): rows each, written by the

@@ -758,6 +758,125 @@ TEST(CpuKernels, BatchNormRunningStatsFollowPyTorch) {
       std::invalid_argument);
 }
 
+// Batch norm's outputs, forward (training and inference) and backward, from one set
+// of inputs: dlmem's kernels or, with `onednn`, oneDNN's primitive they replaced.
+struct BnRun {
+  Vec y, mean, var, y_inf, dx, dgamma, dbeta;
+};
+
+BnRun run_bn(Context& ctx, bool onednn, int64_t n, int64_t c, int64_t hw, float eps,
+             const Vec& x, const Vec& gamma, const Vec& beta, const Vec& dy, const Vec& rmean,
+             const Vec& rvar) {
+  BnRun r{Vec(x.size(), NAN), Vec(c, NAN), Vec(c, NAN), Vec(x.size(), NAN),
+          Vec(x.size(), NAN), Vec(c, NAN), Vec(c, NAN)};
+  if (onednn) {
+    Scratch s1(batch_norm_fwd_onednn_scratch_bytes(ctx, n, c, hw, true));
+    batch_norm_fwd_training_onednn(ctx, n, c, hw, eps, x.data(), gamma.data(), beta.data(),
+                                   r.y.data(), r.mean.data(), r.var.data(), s1.get());
+    Scratch s2(batch_norm_fwd_onednn_scratch_bytes(ctx, n, c, hw, false));
+    batch_norm_fwd_inference_onednn(ctx, n, c, hw, eps, x.data(), gamma.data(), beta.data(),
+                                    rmean.data(), rvar.data(), r.y_inf.data(), s2.get());
+    Scratch s3(batch_norm_bwd_onednn_scratch_bytes(ctx, n, c, hw));
+    batch_norm_bwd_onednn(ctx, n, c, hw, eps, x.data(), dy.data(), gamma.data(), r.mean.data(),
+                          r.var.data(), r.dx.data(), r.dgamma.data(), r.dbeta.data(), s3.get());
+  } else {
+    EXPECT_EQ(batch_norm_fwd_scratch_bytes(ctx, n, c, hw, true), 0u);
+    EXPECT_EQ(batch_norm_fwd_scratch_bytes(ctx, n, c, hw, false), 0u);
+    EXPECT_EQ(batch_norm_bwd_scratch_bytes(ctx, n, c, hw), 0u);
+    batch_norm_fwd_training(ctx, n, c, hw, eps, x.data(), gamma.data(), beta.data(), r.y.data(),
+                            r.mean.data(), r.var.data(), nullptr);
+    batch_norm_fwd_inference(ctx, n, c, hw, eps, x.data(), gamma.data(), beta.data(),
+                             rmean.data(), rvar.data(), r.y_inf.data(), nullptr);
+    batch_norm_bwd(ctx, n, c, hw, eps, x.data(), dy.data(), gamma.data(), r.mean.data(),
+                   r.var.data(), r.dx.data(), r.dgamma.data(), r.dbeta.data(), nullptr);
+  }
+  return r;
+}
+
+// dlmem's batch norm (kernels_batch_norm.cpp) against the oneDNN primitive it replaced,
+// on shapes with odd and tiny H*W (runs shorter than the 8 accumulator lanes, and
+// not a multiple of them), N = 1, [N, C] (hw = 1) and a ResNet-like shape big enough
+// to run in parallel. Both compute in f32 from the same inputs; they differ only in
+// how the sums are ordered and accumulated (oneDNN in f32, dlmem in double), so with
+// at most a few thousand O(1) terms per channel 1e-5 relative (plus 1e-5 absolute
+// for the values that cancel towards 0) holds, while any formula difference (biased
+// vs unbiased variance, epsilon inside vs outside the root, a missing term of dx)
+// is off by 1e-4 or far more.
+TEST(CpuKernels, BatchNormMatchesOneDnnPrimitive) {
+  Context ctx(kThreads);
+  struct Case {
+    int64_t n, c, hw;
+    float eps;
+  };
+  const Case cases[] = {{2, 3, 7 * 7, 1e-5f}, {1, 5, 13 * 11, 1e-5f}, {4, 6, 3, 1e-3f},
+                        {3, 4, 1, 1e-5f},      {64, 10, 1, 1e-5f},   {1, 2, 2, 1e-5f},
+                        {5, 8, 9, 1e-1f},      {8, 16, 28 * 28, 1e-5f}};
+  uint32_t seed = 3000;
+  for (const Case& k : cases) {
+    const int64_t size = k.n * k.c * k.hw;
+    const std::string what = "n=" + std::to_string(k.n) + " c=" + std::to_string(k.c) +
+                             " hw=" + std::to_string(k.hw) + " ";
+    const Vec x = random_vec(size, seed++, -2.f, 3.f), dy = random_vec(size, seed++),
+              gamma = random_vec(k.c, seed++, 0.5f, 1.5f), beta = random_vec(k.c, seed++),
+              rmean = random_vec(k.c, seed++), rvar = random_vec(k.c, seed++, 0.1f, 2.f);
+    const BnRun own = run_bn(ctx, false, k.n, k.c, k.hw, k.eps, x, gamma, beta, dy, rmean, rvar);
+    const BnRun ref = run_bn(ctx, true, k.n, k.c, k.hw, k.eps, x, gamma, beta, dy, rmean, rvar);
+    constexpr double rtol = 1e-5, atol = 1e-5;
+    expect_close(own.y, to_d(ref.y), what + "y", rtol, atol);
+    expect_close(own.mean, to_d(ref.mean), what + "mean", rtol, atol);
+    expect_close(own.var, to_d(ref.var), what + "var", rtol, atol);
+    expect_close(own.y_inf, to_d(ref.y_inf), what + "inference y", rtol, atol);
+    expect_close(own.dx, to_d(ref.dx), what + "dx", rtol, atol);
+    expect_close(own.dgamma, to_d(ref.dgamma), what + "dgamma", rtol, atol);
+    expect_close(own.dbeta, to_d(ref.dbeta), what + "dbeta", rtol, atol);
+  }
+}
+
+// The variance is a second pass over deviations summed in double, so a channel whose
+// mean is 1000 standard deviations from 0 keeps its variance to f32 accuracy (a
+// one-pass E[x^2] - E[x]^2 in f32 would lose it entirely).
+TEST(CpuKernels, BatchNormVarianceIsAccurateFarFromZero) {
+  Context ctx(kThreads);
+  const int64_t n = 4, c = 3, hw = 250;
+  Vec x = random_vec(n * c * hw, 3100);
+  for (float& e : x) e = 1000.f + 0.5f * e;
+  const Vec gamma = random_vec(c, 3101, 0.5f, 1.5f), beta = random_vec(c, 3102);
+  Vec y(x.size(), NAN), mean(c, NAN), var(c, NAN);
+  batch_norm_fwd_training(ctx, n, c, hw, 1e-5f, x.data(), gamma.data(), beta.data(), y.data(),
+                          mean.data(), var.data(), nullptr);
+  const BnRef ref = ref_bn_fwd(n, c, hw, 1e-5, to_d(x), to_d(gamma), to_d(beta));
+  expect_close(var, ref.var, "var far from zero", 1e-5, 0.0);
+  expect_close(mean, ref.mean, "mean far from zero", 1e-7, 0.0);
+  // x - mean is exact in f32 here (Sterbenz), so y keeps f32 accuracy as well; the
+  // absolute term allows for the f32-rounded mean.
+  expect_close(y, ref.y, "y far from zero", 1e-5, 1e-3);
+}
+
+// Every channel is reduced by one thread in a fixed order: the same bits with 1, 2 and
+// 3 threads, on a shape above the kernels' parallel threshold with a channel count
+// that the threads split unevenly.
+TEST(CpuKernels, BatchNormIsIdenticalForAnyThreadCount) {
+  const int64_t n = 4, c = 7, hw = 33 * 33;
+  const float eps = 1e-5f;
+  const Vec x = random_vec(n * c * hw, 3200, -2.f, 3.f), dy = random_vec(n * c * hw, 3201),
+            gamma = random_vec(c, 3202, 0.5f, 1.5f), beta = random_vec(c, 3203),
+            rmean = random_vec(c, 3204), rvar = random_vec(c, 3205, 0.1f, 2.f);
+  Context one(1);
+  const BnRun base = run_bn(one, false, n, c, hw, eps, x, gamma, beta, dy, rmean, rvar);
+  for (int threads : {2, 3}) {
+    Context ctx(threads);
+    const BnRun r = run_bn(ctx, false, n, c, hw, eps, x, gamma, beta, dy, rmean, rvar);
+    const std::string t = " (" + std::to_string(threads) + " threads vs 1)";
+    expect_bitwise_equal(r.y, base.y, "bn y" + t);
+    expect_bitwise_equal(r.mean, base.mean, "bn mean" + t);
+    expect_bitwise_equal(r.var, base.var, "bn var" + t);
+    expect_bitwise_equal(r.y_inf, base.y_inf, "bn inference y" + t);
+    expect_bitwise_equal(r.dx, base.dx, "bn dx" + t);
+    expect_bitwise_equal(r.dgamma, base.dgamma, "bn dgamma" + t);
+    expect_bitwise_equal(r.dbeta, base.dbeta, "bn dbeta" + t);
+  }
+}
+
 // ------------------------------------------------------------------ layer norm
 
 BnRef ref_ln_fwd(int64_t rows, int64_t cols, double eps, const DVec& x, const DVec& gamma,

@@ -3,14 +3,14 @@
 //
 // Why by hand: dlmem's tensors are plain NCHW (kernels_dnnl.cpp's header), and on that
 // layout oneDNN 2.6 has only its generic batch norm (`ncsp_bnorm:any` in
-// ONEDNN_VERBOSE; its fast jit versions want blocked nChw8c/16c or nhwc). In a
-// ResNet-18 batch-16 training run on 2 threads it took 5.8 s of 15.1 s of primitive
-// time (forward training 3.1 s, backward 2.7 s): about 38% of the step, several times
-// what its memory traffic needs, and the reason dlmem's ResNet-18 step was 1.15x slower
-// than PyTorch's (bench/torch_peer.py). These loops are memory-bound: on ResNet-18's
-// 16x64x56x56 one thread takes 3.4 ms forward and 3.8 ms backward where the primitive
-// took 7.1 and 8.8 ms, and with 2 threads the primitive's many barriers made it far
-// slower still on a loaded machine (the step went from 6.6-9.6 s to 5.6-5.7 s there).
+// ONEDNN_VERBOSE; its fast jit versions want blocked nChw8c/16c or nhwc). Measured on
+// ResNet-18 batch 16, 2 threads (ONEDNN_VERBOSE): on an idle machine it took 238 ms of
+// 2.71 s of primitive time over two steps (9%), 2-3x what these loops take; on a
+// loaded one (load 4-6) its many barriers made it 5.8 s of 15.1 s (38%). These loops
+// are memory-bound: on 16x64x56x56 one thread takes 3.4 ms forward and 3.8 ms
+// backward where the primitive took 7.1 and 8.8 ms; with 2 threads, 1.4 and 1.7 ms
+// against 3.5 and 4.4 ms. The training step went from 1.25-1.37 s to 1.22-1.36 s
+// median at load ~2.4 (about 3%, noisy), and from 6.2-11.1 s to 5.4-5.7 s at load 4-6.
 //
 // Layout: channel c of sample i is the contiguous run x[(i * C + c) * hw, + hw).
 // Parallel over channels: every channel's statistics are reduced by ONE thread in a

@@ -41,10 +41,10 @@ void register_loss(Registry& r) {
       .name = "softmax_xent", .min_inputs = 2, .max_inputs = 2, .infer = infer_xent,
       .flops = flops_softmax, .saved = saved_mask<0b10, 0b10>, .grad = grad_xent};
   r[static_cast<size_t>(OpKind::softmax_xent_bwd)] = OpDef{
-      // No in-place pair: the cpu kernel reads probs[label] after writing the row, so
-      // dlogits over probs gives other numbers (tests/runtime/cpu/inplace_ops_test.cpp).
+      // dlogits over probs (both kernels read probs[label] before writing the row;
+      // tests/runtime/cpu/inplace_ops_test.cpp checks the pair bit for bit).
       .name = "softmax_xent_bwd", .min_inputs = 3, .max_inputs = 3, .infer = infer_xent_bwd,
-      .flops = flops_softmax};
+      .flops = flops_softmax, .inplace = {{0, 1}}};
 }
 
 }  // namespace dlmem::ir::ops

@@ -236,10 +236,13 @@ void softmax_xent_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dlo
   const float g = static_cast<float>(static_cast<double>(dloss[0]) / static_cast<double>(rows));
 #pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
+    // probs[label] is read before the row is written: dlogits may be probs' own memory
+    // (the op's in-place pair), and the numbers are the same either way.
     const float* p = probs + r * cols;
     float* d = dlogits + r * cols;
+    const float at_label = (p[labels[r]] - 1.f) * g;
     for (int64_t j = 0; j < cols; ++j) d[j] = p[j] * g;
-    d[labels[r]] = (p[labels[r]] - 1.f) * g;
+    d[labels[r]] = at_label;
   }
 }
 

@@ -37,10 +37,12 @@
 #include "train/fashion_mnist.h"
 #include "train/init.h"
 #include "train/synthetic_dataset.h"
+#include "common.h"
 
 namespace {
 
 using namespace dlmem;
+using bench::load_average;
 using clock_type = std::chrono::steady_clock;
 
 struct Case {
@@ -51,13 +53,6 @@ struct Case {
   int64_t batch = 1;
   int steps = 1;        // training steps before the capture
 };
-
-double load_average() {
-  std::ifstream f("/proc/loadavg");
-  double l = -1;
-  f >> l;
-  return l;
-}
 
 std::string json_str(const std::string& s) { return "\"" + s + "\""; }
 

@@ -32,19 +32,13 @@
 #include "deploy/inference.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "common.h"
 
 using namespace dlmem;
+using bench::load_average;
 
 namespace {
 
-double load_average() {
-  double l = -1;
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
-    std::fclose(f);
-  }
-  return l;
-}
 
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

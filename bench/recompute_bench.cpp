@@ -31,8 +31,11 @@
 #include "plan/recompute/recompute.h"
 #include "runtime/backend.h"
 #include "util/error.h"
+#include "common.h"
 
 using namespace dlmem;
+using bench::load_average;
+using bench::training_graph;
 using namespace dlmem::plan::recompute;
 using Clock = std::chrono::steady_clock;
 
@@ -70,23 +73,6 @@ const std::vector<Case>& cases() {
       {"gpt2-small", 4},
   };
   return c;
-}
-
-double load_average() {
-  std::ifstream f("/proc/loadavg");
-  double l = -1;
-  f >> l;
-  return l;
-}
-
-ir::Graph training_graph(const std::string& model, int64_t batch, int64_t image_size, runtime::Backend& be) {
-  models::ModelConfig c;
-  c.batch = batch;
-  c.image_size = image_size;
-  ir::Graph g = models::build_model(model, c);
-  ir::build_training_graph(g, {});
-  runtime::attach_workspaces(g, be);
-  return g;
 }
 
 struct Result {

@@ -44,31 +44,17 @@
 #include "sim/simulator.h"
 #include "train/init.h"
 #include "util/error.h"
+#include "common.h"
 
 using namespace dlmem;
+using bench::load_average;
+using bench::training_graph;
 
 namespace {
 
 const char* const kPlanners[] = {"swap:vdnn-all", "swap:vdnn-conv", "swap:tensor"};
 constexpr const char* kPublished =
     "vDNN (Rhu et al. 2016): VGG-16 b256 (about 28 GB unmanaged) trained in a 12 GB GPU about 18% slower";
-
-double load_average() {
-  std::ifstream f("/proc/loadavg");
-  double l = -1;
-  f >> l;
-  return l;
-}
-
-ir::Graph training_graph(const std::string& model, int64_t batch, int64_t image, runtime::Backend& be) {
-  models::ModelConfig mc;
-  mc.batch = batch;
-  mc.image_size = image;
-  ir::Graph g = models::build_model(model, mc);
-  ir::build_training_graph(g, {});
-  runtime::attach_workspaces(g, be);
-  return g;
-}
 
 void simulated(bool quick) {
   struct Config {

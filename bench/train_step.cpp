@@ -21,19 +21,10 @@
 #include "runtime/executor.h"
 #include "train/init.h"
 #include "util/error.h"
+#include "common.h"
 
 using namespace dlmem;
-
-namespace {
-double load_average() {
-  double l = -1;
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
-    std::fclose(f);
-  }
-  return l;
-}
-}  // namespace
+using bench::load_average;
 
 int main(int argc, char** argv) {
   std::string model = "lenet5", policy = "default";

@@ -1,37 +1,26 @@
 // The command line as a user meets it: exit codes and one-line errors.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "util/cli_run.h"
+
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(DLMEM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using dlmem::test_util::CliRun;
+using dlmem::test_util::run_cli;
 
 TEST(Cli, ModelsListsTheZoo) {
-  Result r = run("models");
+  CliRun r = run_cli("models");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("resnet50"), std::string::npos);
   EXPECT_NE(r.out.find("25557032"), std::string::npos);
 }
 
 TEST(Cli, UnknownModelListsKnownOnesAndExits2) {
-  Result r = run("analyze --model resnet9000x");
+  CliRun r = run_cli("analyze --model resnet9000x");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("resnet9000x"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("lenet5"), std::string::npos) << r.out;
@@ -43,7 +32,7 @@ TEST(Cli, BadValuesExit2WithOneLine) {
                            "analyze --frobnicate", "plan --model lenet5 --budget 12parsecs",
                            "plan --model lenet5 --policy magic", "plan --model lenet5 --budget 1KiB",
                            "train --model lenet5 --epochs 1 --steps 1 --data-dir /nonexistent"}) {
-    Result r = run(args);
+    CliRun r = run_cli(args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
     EXPECT_NE(r.out.find("error"), std::string::npos) << args << "\n" << r.out;
     EXPECT_EQ(r.out.find("internal error"), std::string::npos) << args << "\n" << r.out;
@@ -51,7 +40,7 @@ TEST(Cli, BadValuesExit2WithOneLine) {
 }
 
 TEST(Cli, AnalyzeJsonIsOneObjectWithTheBreakdown) {
-  Result r = run("analyze --model resnet50 --batch 64 --json");
+  CliRun r = run_cli("analyze --model resnet50 --batch 64 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["parameters"], 25557032);
@@ -62,7 +51,7 @@ TEST(Cli, AnalyzeJsonIsOneObjectWithTheBreakdown) {
 
 TEST(Cli, PlanWritesJsonAtomically) {
   const std::string out = "/tmp/dlmem_cli_plan_" + std::to_string(::getpid()) + ".json";
-  Result r = run("plan --model lenet5 --batch 8 --json --out " + out);
+  CliRun r = run_cli("plan --model lenet5 --batch 8 --json --out " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   auto stats = nlohmann::json::parse(r.out);
   EXPECT_GE(stats["device_arena"].get<uint64_t>(), stats["peak_device"].get<uint64_t>());
@@ -71,12 +60,12 @@ TEST(Cli, PlanWritesJsonAtomically) {
   fclose(f);
   std::remove(out.c_str());
   // Into a directory that does not exist: an error, and no file.
-  Result bad = run("plan --model lenet5 --out /nonexistent/dir/plan.json");
+  CliRun bad = run_cli("plan --model lenet5 --out /nonexistent/dir/plan.json");
   EXPECT_EQ(bad.code, 2) << bad.out;
 }
 
 TEST(Cli, TrainJsonReportsPlannedEqualsMeasured) {
-  Result r = run("train --model lenet5 --epochs 1 --steps 3 --batch 16 --no-eval --json --threads 2");
+  CliRun r = run_cli("train --model lenet5 --epochs 1 --steps 3 --batch 16 --no-eval --json --threads 2");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["planned_peak"], j["measured_peak"]);

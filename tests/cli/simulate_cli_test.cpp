@@ -2,30 +2,17 @@
 // `dlmem calibrate`, as a user runs them.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "util/atomic_file.h"
 #include "util/temp_dir.h"
+#include "util/cli_run.h"
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(DLMEM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using dlmem::test_util::CliRun;
+using dlmem::test_util::run_cli;
 
 nlohmann::json read_json(const std::string& path) {
   const auto bytes = dlmem::read_file(path);
@@ -36,11 +23,11 @@ nlohmann::json read_json(const std::string& path) {
 TEST(SimulateCli, PlanThenSimulateWithTrace) {
   dlmem::test_util::TempDir dir;
   const std::string plan = dir.file("p.json"), trace = dir.file("t.json");
-  Result r = run("plan --model resnet20 --batch 8 --policy swap:tensor --budget 60% --device v100 --out " + plan);
+  CliRun r = run_cli("plan --model resnet20 --batch 8 --policy swap:tensor --budget 60% --device v100 --out " + plan);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(read_json(plan).at("model").at("name"), "resnet20");
 
-  r = run("simulate --plan " + plan + " --device v100-16gb --trace " + trace);
+  r = run_cli("simulate --plan " + plan + " --device v100-16gb --trace " + trace);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("step time"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("stall"), std::string::npos) << r.out;
@@ -49,7 +36,7 @@ TEST(SimulateCli, PlanThenSimulateWithTrace) {
   for (const auto& e : t.at("traceEvents")) counter = counter || (e.at("ph") == "C" && e.at("name") == "device memory");
   EXPECT_TRUE(counter);
 
-  r = run("simulate --plan " + plan + " --device h100 --json");
+  r = run_cli("simulate --plan " + plan + " --device h100 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("peak_device"), j.at("planned_peak"));
@@ -61,14 +48,14 @@ TEST(SimulateCli, PlanThenSimulateWithTrace) {
 TEST(SimulateCli, MeasureRunsThePlanAndReportsThePredictionError) {
   dlmem::test_util::TempDir dir;
   const std::string plan = dir.file("p.json");
-  ASSERT_EQ(run("plan --model lenet5 --batch 16 --policy swap:vdnn-conv --out " + plan).code, 0);
-  Result r = run("simulate --plan " + plan + " --device " + dir.file("none.json") + " --json");
+  ASSERT_EQ(run_cli("plan --model lenet5 --batch 16 --policy swap:vdnn-conv --out " + plan).code, 0);
+  CliRun r = run_cli("simulate --plan " + plan + " --device " + dir.file("none.json") + " --json");
   EXPECT_EQ(r.code, 2) << r.out;  // a missing profile file is a user error
   const std::string prof = dir.file("host.json");
-  r = run("calibrate --repeats 1 --threads 2 --out " + prof);
+  r = run_cli("calibrate --repeats 1 --threads 2 --out " + prof);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("GEMM"), std::string::npos) << r.out;
-  r = run("simulate --plan " + plan + " --device " + prof + " --measure 2 --threads 2 --json");
+  r = run_cli("simulate --plan " + plan + " --device " + prof + " --measure 2 --threads 2 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("cost_model"), "measured");
@@ -77,12 +64,12 @@ TEST(SimulateCli, MeasureRunsThePlanAndReportsThePredictionError) {
 
 TEST(SimulateCli, BadInputExits2WithOneLine) {
   dlmem::test_util::TempDir dir;
-  Result r = run("simulate --plan " + dir.file("missing.json"));
+  CliRun r = run_cli("simulate --plan " + dir.file("missing.json"));
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("missing.json"), std::string::npos) << r.out;
   const std::string plan = dir.file("p.json");
-  ASSERT_EQ(run("plan --model lenet5 --batch 4 --out " + plan).code, 0);
-  r = run("simulate --plan " + plan + " --device quantum-9000");
+  ASSERT_EQ(run_cli("plan --model lenet5 --batch 4 --out " + plan).code, 0);
+  r = run_cli("simulate --plan " + plan + " --device quantum-9000");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("v100-16gb"), std::string::npos) << r.out;
 }

@@ -5,9 +5,7 @@
 // the measured peak within the arena. The CLI's compress and infer commands too.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -21,6 +19,7 @@
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/temp_dir.h"
+#include "util/cli_run.h"
 
 namespace dlmem::deploy {
 namespace {
@@ -225,27 +224,15 @@ TEST(DeployCompress, StorageOnlyPrunesToTheGivenDensities) {
   EXPECT_GT(r.ratio, 8.0);
 }
 
-struct Cli {
-  int code;
-  std::string out;
-};
-
-Cli cli(const std::string& args) {
-  const std::string cmd = std::string(DLMEM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using dlmem::test_util::CliRun;
+using dlmem::test_util::run_cli;
 
 TEST(DeployCli, CompressThenInfer) {
   test_util::TempDir dir;
   const std::string ck = dir.file("t.ckpt"), out = dir.file("m.dlmz");
-  Cli r = cli("train --model lenet-300-100 --epochs 1 --steps 100 --threads 1 --no-eval --save " + ck);
+  CliRun r = run_cli("train --model lenet-300-100 --epochs 1 --steps 100 --threads 1 --no-eval --save " + ck);
   ASSERT_EQ(r.code, 0) << r.out;
-  r = cli("compress --model lenet-300-100 --checkpoint " + ck + " --out " + out +
+  r = run_cli("compress --model lenet-300-100 --checkpoint " + ck + " --out " + out +
           " --prune-quality fc=1.2 --prune-rounds 1 --steps-per-epoch 20 --bits fc=4,fc3=6 --threads 1 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
@@ -254,7 +241,7 @@ TEST(DeployCli, CompressThenInfer) {
   EXPECT_EQ(j["layers"][2]["weight_bits"], 6);
   EXPECT_EQ(j["file_bytes"].get<uint64_t>(), read_file(out).size());
 
-  r = cli("infer --model " + out + " --batch 500 --threads 1 --json");
+  r = run_cli("infer --model " + out + " --batch 500 --threads 1 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto k = nlohmann::json::parse(r.out);
   EXPECT_EQ(k["images"], 10000);
@@ -263,7 +250,7 @@ TEST(DeployCli, CompressThenInfer) {
   EXPECT_LE(k["measured_peak_bytes"].get<uint64_t>(), k["arena_bytes"].get<uint64_t>());
   EXPECT_LT(k["activation_arena_bytes"].get<uint64_t>(), k["activation_sum_bytes"].get<uint64_t>());
 
-  r = cli("infer --model " + out + " --batch 500 --threads 1");  // the table for people
+  r = run_cli("infer --model " + out + " --batch 500 --threads 1");  // the table for people
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("test accuracy"), std::string::npos) << r.out;
 
@@ -275,7 +262,7 @@ TEST(DeployCli, CompressThenInfer) {
         "compress --model lenet-300-100 --checkpoint " + ck + " --out " + out + " --prune-quality fcx=1",
         "compress --model lenet5 --checkpoint " + ck + " --out " + out, "infer --model " + dir.file("none.dlmz"),
         "infer --model " + bad}) {
-    r = cli(args);
+    r = run_cli(args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
     EXPECT_NE(r.out.find("error"), std::string::npos) << args << "\n" << r.out;
     EXPECT_EQ(r.out.find("internal error"), std::string::npos) << args << "\n" << r.out;

@@ -27,6 +27,7 @@
 #include "train/init.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/cli_run.h"
 
 namespace dlmem::plan::recompute {
 namespace {
@@ -384,29 +385,19 @@ TEST(RecomputeBudget, WithoutBudgetOnlySqrtRecomputes) {
 // The command line: what `dlmem plan` prints for a recomputing plan, and the answer to
 // an impossible budget (exit 2, one line naming the smallest budget that works).
 
-std::pair<int, std::string> cli(const std::string& args) {
-  const std::string cmd = std::string(DLMEM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
-
 TEST(RecomputeCli, PlanPrintsExtraFlopsAndImpossibleBudgetsTheSmallestReachable) {
-  auto [code, out] = cli("plan --model resnet20 --batch 8 --policy recompute:greedy --budget 60%");
-  EXPECT_EQ(code, 0) << out;
-  EXPECT_NE(out.find("extra FLOPs (recomputation)"), std::string::npos) << out;
-  EXPECT_NE(out.find("% of the step"), std::string::npos) << out;
-  EXPECT_NE(out.find("budget"), std::string::npos) << out;
-  EXPECT_NE(out.find("planned in"), std::string::npos) << out;
-  std::tie(code, out) = cli("plan --model resnet20 --batch 8 --policy recompute:chain --budget 1MiB");
-  EXPECT_EQ(code, 2) << out;
-  EXPECT_NE(out.find("smallest it reaches is"), std::string::npos) << out;
-  std::tie(code, out) = cli("plan --model mlp-128-128-128-128 --batch 512 --policy recompute:milp --budget 97% --time-limit 10 --json");
-  EXPECT_EQ(code, 0) << out;
-  EXPECT_NE(out.find("\"solver\""), std::string::npos) << out;
+  test_util::CliRun r = test_util::run_cli("plan --model resnet20 --batch 8 --policy recompute:greedy --budget 60%");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("extra FLOPs (recomputation)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("% of the step"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("budget"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("planned in"), std::string::npos) << r.out;
+  r = test_util::run_cli("plan --model resnet20 --batch 8 --policy recompute:chain --budget 1MiB");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("smallest it reaches is"), std::string::npos) << r.out;
+  r = test_util::run_cli("plan --model mlp-128-128-128-128 --batch 512 --policy recompute:milp --budget 97% --time-limit 10 --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"solver\""), std::string::npos) << r.out;
 }
 
 // ---------------------------------------------------------------------------------

@@ -3,8 +3,6 @@
 // GPU these skip; tests/gpu (label `gpu`) covers the backend there.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,6 +12,7 @@
 #include "util/error.h"
 #ifdef DLMEM_HAVE_CUDA
 #include "runtime/cuda/kernels.h"
+#include "util/cli_run.h"
 #endif
 
 namespace dlmem::runtime {
@@ -68,31 +67,19 @@ TEST(CudaDevice, TrainerOnCudaWithoutAGpuIsAnError) {
   EXPECT_NE(m.find("unknown device 'tpu'"), std::string::npos) << m;
 }
 
-struct CliRun {
-  int code;
-  std::string out;
-};
-
-CliRun cli(const std::string& args) {
-  const std::string cmd = std::string(DLMEM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using dlmem::test_util::CliRun;
+using dlmem::test_util::run_cli;
 
 TEST(CudaDevice, CommandLineSaysWhyCudaIsUnavailable) {
   if (cuda_device_info().available) GTEST_SKIP() << "a GPU is present";
   for (const char* args : {"train --model lenet5 --dataset synthetic --epochs 1 --steps 1 --device cuda",
                            "plan --model lenet5 --device cuda"}) {
-    const CliRun r = cli(args);
+    const CliRun r = run_cli(args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
     EXPECT_NE(r.out.find("CUDA"), std::string::npos) << args << "\n" << r.out;
     EXPECT_EQ(r.out.find("internal error"), std::string::npos) << args << "\n" << r.out;
   }
-  const CliRun r = cli("train --model lenet5 --epochs 1 --steps 1 --device tpu");
+  const CliRun r = run_cli("train --model lenet5 --epochs 1 --steps 1 --device tpu");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("unknown device"), std::string::npos) << r.out;
 }

@@ -28,7 +28,7 @@ const std::vector<PolicyInfo>& known_policies() {
       {"compress+share", "share, then its stashes encoded as by compress", plan_compress_over},
       {"compress+swap:vdnn-all", "swap:vdnn-all with zvc on the ReLU outputs it swaps (cDMA), other stashes as compress", plan_compress_over},
       {"compress+swap:vdnn-conv", "swap:vdnn-conv with zvc on the ReLU outputs it swaps (cDMA), other stashes as compress", plan_compress_over},
-      {"compress+swap:tensor", "swap:tensor with zvc on the ReLU outputs it swaps (cDMA), other stashes as compress", plan_compress_over},
+      {"compress+swap:tensor", "swap:tensor planned over the program with stashes encoded as by compress (bitmasks stay on the device), zvc on the ReLU outputs it swaps (cDMA)", plan_compress_over},
       {"share", "default + in-place writes (outputs over dying inputs, gradients over dying activations)", plan_share},
       {"swap:vdnn-all", "vDNN: offload every layer's stash, prefetch one layer ahead, sync per layer", plan_swap_vdnn_all},
       {"swap:vdnn-conv", "vDNN: offload convolution inputs only, prefetch one layer ahead, sync per layer", plan_swap_vdnn_conv},

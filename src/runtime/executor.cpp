@@ -220,7 +220,12 @@ void Executor::run_step(uint64_t step) {
         }
         const BufferId src = in.inputs.at(0), dst = in.outputs.at(0);
         DLMEM_CHECK(resident_[static_cast<size_t>(src)], "copy from buffer ", src, " which is not resident");
-        make_resident(dst);
+        // A swapped stash encoding (plan/compress, Note [Swapping encoded stashes]) keeps
+        // its encoded size, which its decoding needs, and counts it as its real bytes.
+        const uint64_t encoded = encoded_size_[static_cast<size_t>(src)];
+        encoded_size_[static_cast<size_t>(dst)] = encoded;
+        make_resident(dst, /*count_real=*/encoded == 0);
+        if (encoded && plan_.buffers[static_cast<size_t>(dst)].space == Space::device) add_real(dst, encoded);
         const uint64_t bytes = plan_.buffers[static_cast<size_t>(src)].bytes;
         if (pool_)  // Note [Streams] (pool_allocator.h): the copy stream uses both blocks too
           for (BufferId b : {src, dst})

@@ -4,6 +4,8 @@
 
 #include "codec/codec.h"
 #include "plan/share/placement.h"
+#include "plan/swap/emit.h"
+#include "plan/swap/swap.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -235,10 +237,15 @@ int compress_swaps(const ir::Graph& g, Plan& p, const SwapCompressOptions& o) {
       for (BufferId b : in.outputs) other_uses[static_cast<size_t>(b)]++;
     }
   }
+  // Device buffers that hold an encoding (a stash compressed on the device): their
+  // bytes are not f32 values, and they cross the link as they are.
+  std::vector<bool> encoded(nb, false);
+  for (const Instr& in : p.program)
+    if (in.kind == InstrKind::compress) encoded[static_cast<size_t>(in.outputs.at(0))] = true;
   std::vector<bool> chosen(nb, false);
   int count = 0;
   for (Instr& in : p.program) {
-    if (in.kind != InstrKind::swap_out || !in.codec.empty()) continue;
+    if (in.kind != InstrKind::swap_out || !in.codec.empty() || encoded[static_cast<size_t>(in.inputs.at(0))]) continue;
     const size_t host = static_cast<size_t>(in.outputs.at(0));
     // The value copied: the host buffer names it (a shared device buffer names the first
     // value of its in-place chain, e.g. the convolution output a ReLU overwrote).
@@ -307,10 +314,29 @@ Plan plan_compress_over(const ir::Graph& g, const analysis::Liveness& live, cons
   if (!base)
     throw Error("policy '", req.policy, "' needs a registered policy after 'compress+' (such as share or swap:<name>); '",
                 inner.policy, "' is not one");
-  Plan p = base->fn(g, live, inner, target);
+  const CompressOptions stash_options{.lossy = req.lossy ? "fp16" : ""};
+  Plan p;
+  if (inner.policy == "swap:tensor") {
+    // Note [Swapping encoded stashes]: the swaps are planned over the programs with
+    // their stashes already encoded, so a stash that shrinks on the device (a bitmask)
+    // is not swapped at all and an encoded one crosses the link encoded.
+    // The programs as they are stay candidates (their stashes encoded afterwards, as
+    // below): where a budget sits at the floor both reach, the encoded program's
+    // shorter buffers can place worse (VGG-16 b256 at 50%).
+    std::vector<Plan> bases;
+    bases.push_back(swap::share_base(g, live));
+    bases.push_back(make_default_plan(g, live));
+    for (int k = 0; k < 2; ++k) {
+      bases.push_back(bases[static_cast<size_t>(k)]);
+      encode_stashes(g, bases[static_cast<size_t>(k)], stash_options);
+    }
+    p = plan_swap_tensor_over(g, live, inner, target, std::move(bases));
+  } else {
+    p = base->fn(g, live, inner, target);
+  }
   compress_swaps(g, p);
   Plan encoded = p;
-  encode_stashes(g, encoded, {.lossy = req.lossy ? "fp16" : ""});
+  encode_stashes(g, encoded, stash_options);
   // An encoding holds its source and its result for one instruction; where that tips a
   // plan made to the target over it, the inner plan (with coded swaps) stands.
   if (target && encoded.stats.peak_device > target && p.stats.peak_device <= target) return p;

@@ -20,7 +20,8 @@
 //                       lossy by name (opt-in): that precision for feature maps read exactly.
 //   compress+<p>        policy <p> (share, swap:<name>), then its swaps coded
 //                       (compress_swaps: zvc on ReLU-like tensors) and the stashes it
-//                       keeps on the device encoded as by compress.
+//                       keeps on the device encoded as by compress; swap:tensor plans
+//                       over the encoded program instead (Note [Swapping encoded stashes]).
 //
 // Note [Encoded sizes in plans]: a plan is static, so an encoded buffer reserves its
 // codec's bound -- exact for bitmask and the precisions, a worst case for the
@@ -28,6 +29,15 @@
 // only fall where the bound is smaller than the raw tensor; the executor reports the
 // real encoded bytes beside the reserved ones (ExecStats::encoded_real / encoded_bound)
 // and the peak an exactly-sized allocator would have seen (peak_device_real).
+//
+// Note [Swapping encoded stashes]: compress+swap:tensor encodes the stashes first and
+// plans the swaps over that program (swap::emit_swap_plan takes stash encodings in its
+// base), not the other way round. A ReLU map that only its backward's sign test reads
+// then stays on the device as a bitmask (1/32 of it) instead of crossing the link twice;
+// a lossy stash (--lossy) crosses it at its reduced size; the stashes still large are
+// what the planner swaps. Swapping first and encoding after would leave the swaps as
+// they were (the swapped stashes are no longer stashes on the device), which measured
+// no faster than swap:tensor alone. compress_swaps() never recodes an encoded buffer.
 //
 // Note [What a backward reads]: ReLU's backward with use_dst (dx = dy * [y > 0]) reads
 // its saved output only through the sign test, so the bitmask serves it bit for bit;

@@ -18,12 +18,30 @@ int BufferAccesses::last_write(int pos) const {
   return it == writes.begin() ? -1 : *(it - 1);
 }
 
+std::vector<int> position_of_instrs(const Plan& base) {
+  std::vector<int> at(base.program.size(), 0);
+  int pos = -1;
+  bool before_next = false;  // a decompress seen since the last compute
+  for (size_t k = 0; k < base.program.size(); ++k) {
+    const Instr& in = base.program[k];
+    if (in.kind == InstrKind::compute) {
+      at[k] = ++pos;
+      before_next = false;
+      continue;
+    }
+    before_next = before_next || in.kind == InstrKind::decompress;
+    at[k] = before_next ? pos + 1 : std::max(pos, 0);
+  }
+  return at;
+}
+
 std::vector<BufferAccesses> buffer_accesses(const ir::Graph& g, const Plan& base) {
   std::vector<BufferAccesses> acc(base.buffers.size());
-  int pos = -1;
-  for (const Instr& in : base.program) {
-    if (in.kind != InstrKind::compute) continue;
-    ++pos;
+  const std::vector<int> at = position_of_instrs(base);
+  for (size_t k = 0; k < base.program.size(); ++k) {
+    const Instr& in = base.program[k];
+    if (in.kind == InstrKind::free) continue;
+    const int pos = at[k];
     auto touch = [&](BufferId b) {
       auto& a = acc[static_cast<size_t>(b)].at;
       if (a.empty() || a.back() != pos) a.push_back(pos);
@@ -31,7 +49,7 @@ std::vector<BufferAccesses> buffer_accesses(const ir::Graph& g, const Plan& base
     for (BufferId b : in.inputs) touch(b);
     for (BufferId b : in.outputs) touch(b);
     if (in.workspace != kNoBuffer) touch(in.workspace);
-    if (ir::op_def(g.node(in.node).op).view) continue;
+    if (in.kind == InstrKind::compute && ir::op_def(g.node(in.node).op).view) continue;
     for (BufferId b : in.outputs) {
       auto& w = acc[static_cast<size_t>(b)].writes;
       if (w.empty() || w.back() != pos) w.push_back(pos);
@@ -79,10 +97,11 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan&
   // node's output in it; views write nothing).
   std::vector<const Instr*> compute_at;
   for (const Instr& in : base.program) {
-    DLMEM_CHECK(in.waits.empty() && (in.kind == InstrKind::compute || in.kind == InstrKind::free),
-                "a swap base plan holds computes and frees only");
+    DLMEM_CHECK(in.waits.empty() && in.kind != InstrKind::swap_out && in.kind != InstrKind::swap_in,
+                "a swap base plan holds computes, frees and stash encodings, with no waits");
     if (in.kind == InstrKind::compute) compute_at.push_back(&in);
   }
+  const std::vector<int> at = position_of_instrs(base);
   DLMEM_CHECK(static_cast<int>(compute_at.size()) == steps, "a swap base plan computes each node once");
   for (int i = 0; i < steps; ++i)
     DLMEM_CHECK(compute_at[static_cast<size_t>(i)]->node == L.order[static_cast<size_t>(i)],
@@ -93,6 +112,14 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan&
     const ir::Node& n = g.node(c.node);
     for (size_t k = 0; k < c.outputs.size(); ++k)
       if (c.outputs[k] == b) return L.storage[static_cast<size_t>(n.outputs[k])];
+    // Written by a stash encoding at that position (an encoded or decoded stash): the
+    // buffer names the value it carries.
+    for (size_t k = 0; k < base.program.size(); ++k) {
+      const Instr& e = base.program[k];
+      if (at[k] == written_at && (e.kind == InstrKind::compress || e.kind == InstrKind::decompress) &&
+          e.outputs.at(0) == b)
+        return base.buffers[static_cast<size_t>(b)].value;
+    }
     DLMEM_CHECK(false, "swap item's out_after ", written_at, " (", n.name, ") does not write its buffer");
     return ir::kNoValue;
   };
@@ -147,15 +174,15 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan&
     emit(std::move(f));
   };
 
-  emit_outs(0);
-  int i = -1;
-  for (const Instr& bi : base.program) {
-    if (bi.kind == InstrKind::free) {  // the base plan's free, of what the buffer is now
-      emit_free(map(bi.buffer), {});
-      continue;
-    }
-    ++i;
-    for (size_t k : triggers[static_cast<size_t>(i)]) {
+  // Per position: its swap-ins, the instructions of the base before its compute (stash
+  // decodings, which read what may have been swapped), the compute, those after it
+  // (encodings, frees), and then the swap-outs of what is now written, the host frees
+  // of synchronised swap-ins and the device releases.
+  std::vector<bool> opened(static_cast<size_t>(steps), false);
+  auto open = [&](int pos) {
+    if (pos >= steps || opened[static_cast<size_t>(pos)]) return;
+    opened[static_cast<size_t>(pos)] = true;
+    for (size_t k : triggers[static_cast<size_t>(pos)]) {
       Instr in;
       in.kind = InstrKind::swap_in;
       in.stream = Stream::h2d;
@@ -165,17 +192,51 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan&
       st[k].in = emit(std::move(in));
       cur[static_cast<size_t>(items[k].buffer)] = st[k].again;
     }
+  };
+  int i = -1;
+  bool pending = false;  // the end of position i is still to be emitted
+  auto close = [&]() {
+    if (!pending) return;
+    pending = false;
+    emit_outs(i + 1);
+    for (size_t k : syncs[static_cast<size_t>(i)]) emit_free(st[k].host, {st[k].in});
+    for (size_t k : releases[static_cast<size_t>(i)]) emit_free(items[k].buffer, {st[k].out});
+  };
+  auto mapped = [&](const Instr& bi) {
     Instr c = bi;
     for (BufferId& b : c.inputs) b = map(b);
     for (BufferId& b : c.outputs) b = map(b);
     c.workspace = map(c.workspace);
-    for (size_t k : syncs[static_cast<size_t>(i)]) c.waits.push_back(st[k].in);
-    std::sort(c.waits.begin(), c.waits.end());
-    emit(std::move(c));
-    emit_outs(i + 1);
-    for (size_t k : syncs[static_cast<size_t>(i)]) emit_free(st[k].host, {st[k].in});
-    for (size_t k : releases[static_cast<size_t>(i)]) emit_free(items[k].buffer, {st[k].out});
+    c.buffer = map(c.buffer);
+    return c;
+  };
+  emit_outs(0);
+  for (size_t k = 0; k < base.program.size(); ++k) {
+    const Instr& bi = base.program[k];
+    if (bi.kind == InstrKind::compute) {
+      close();
+      ++i;
+      open(i);
+      Instr c = mapped(bi);
+      for (size_t q : syncs[static_cast<size_t>(i)]) c.waits.push_back(st[q].in);
+      std::sort(c.waits.begin(), c.waits.end());
+      emit(std::move(c));
+      pending = true;
+      continue;
+    }
+    if (at[k] > i) {  // before the next compute: a decoding (and its frees)
+      close();
+      open(at[k]);
+      Instr c = mapped(bi);
+      if (bi.kind != InstrKind::free)
+        for (size_t q : syncs[static_cast<size_t>(at[k])]) c.waits.push_back(st[q].in);
+      std::sort(c.waits.begin(), c.waits.end());
+      emit(std::move(c));
+      continue;
+    }
+    emit(mapped(bi));  // the base's free of what the buffer is now, or an encoding
   }
+  close();
   compute_lifetimes(p);
   compute_stats(g, p);
   if (emitted) {

@@ -1,6 +1,9 @@
 // The program every swap planner emits: given a base plan -- the schedule's computes in
 // order with frees between them: the default plan, or the share policy's (the default
-// plan through the in-place pass, where a buffer may hold a chain of values) -- and,
+// plan through the in-place pass, where a buffer may hold a chain of values), either
+// of them with stashes encoded (plan/compress: Compress after a stash's last forward
+// use, Decompress before its first backward one; the encoded buffer is swappable like
+// any other) -- and,
 // per swapped base buffer, when its copy to the host starts, when its device bytes are
 // released, when the copy back starts (the trigger) and where the compute stream waits
 // for it, emit_swap_plan() writes the base program with SwapOut / SwapIn / Free
@@ -50,9 +53,16 @@ struct SwapItem {
 // (plan/share/inplace.h), unplaced.
 Plan share_base(const ir::Graph&, const analysis::Liveness&);
 
+// The schedule position each instruction of a base plan belongs to: a compute's own;
+// what follows a compute (its frees, stash encodings) that compute's; a stash decoding,
+// and what follows it up to the next compute, the next compute's (it runs just before
+// it, Note [Swap protocol] treats it as an access there).
+std::vector<int> position_of_instrs(const Plan& base);
+
 // Per base buffer, the schedule positions of the computes that access it (read, write
 // or workspace; views included, as they name their storage's buffer) and of those that
-// write it (views write nothing), in order. A preloaded value has no write.
+// write it (views write nothing), in order; stash encodings count at their positions
+// (position_of_instrs). A preloaded value has no write.
 struct BufferAccesses {
   std::vector<int> at;
   std::vector<int> writes;

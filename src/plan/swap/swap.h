@@ -27,6 +27,8 @@
 //    earlier (trading stall for memory). No per-layer synchronisation.
 #pragma once
 
+#include <vector>
+
 #include "analysis/liveness.h"
 #include "ir/graph.h"
 #include "plan/plan.h"
@@ -37,5 +39,10 @@ namespace dlmem::plan {
 Plan plan_swap_vdnn_all(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
 Plan plan_swap_vdnn_conv(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
 Plan plan_swap_tensor(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
+// swap:tensor over the given base programs (emit.h: computes, frees, stash encodings),
+// keeping the best plan -- compress+swap:tensor passes the share and default programs
+// with their stashes encoded, so that only what stays large is swapped.
+Plan plan_swap_tensor_over(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target,
+                           std::vector<Plan> bases);
 
 }  // namespace dlmem::plan

@@ -88,19 +88,20 @@ std::vector<uint64_t> live_at_computes(const Plan& p, const std::vector<int>& ci
 
 class TensorPlanner {
  public:
-  TensorPlanner(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target)
+  TensorPlanner(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target,
+                std::vector<Plan> bases)
       : g_(g),
         L_(L),
-        share_base_(swap::share_base(g, L)),
-        default_base_(make_default_plan(g, L)),
+        bases_(std::move(bases)),
         target_(target),
         arena_limit_(req.budget ? req.budget : target),
         placement_(req.placement),
         cm_(sim::roofline_cost_model(g, sim::device_profile(req.device))) {}
 
-  // Plans over both programs (the share policy's first, then the default one), with
-  // both ways of laying out the swap-ins (Note [Tensor swap planning], step 2), against
-  // the target and against 95% of it, and keeps the best plan: one whose placed arena
+  // Plans over each base program (swap:tensor's: the share policy's first, then the
+  // default one), with both ways of laying out the swap-ins (Note [Tensor swap
+  // planning], step 2), against the target and against 95% of it (and lower, below),
+  // and keeps the best plan: one whose placed arena
   // fits the request's budget (the budget is on the arena; the target, on max live, may
   // be below it when make_plan asks again after a placement overshoot -- Note [Budget
   // and placement]), then the faster by simulation, then the smaller peak; on a tie the
@@ -110,28 +111,34 @@ class TensorPlanner {
     std::tuple<bool, double, uint64_t> best_key;
     std::optional<OutOfMemory> failure;
     const uint64_t budget = target_;
-    for (const Plan* base : {&share_base_, &default_base_}) {
-      base_ = base;
-      find_candidates();
-      for (int variant = 0; variant < (budget ? 4 : 2); ++variant) {
-        alap_ = variant % 2 == 0;
-        // Planning against 95% of the target leaves room for placement's fragmentation.
-        target_ = variant < 2 ? budget : budget / 20 * 19;
-        for (Candidate& c : cands_) c.taken = false;
-        items_.clear();
-        try {
-          Plan p = run_once();
-          Plan placed = p;
-          place(placed, placement_);
-          const std::tuple<bool, double, uint64_t> key{
-              arena_limit_ > 0 && placed.device_arena > arena_limit_,
-              sim::simulate(g_, p, cm_, {.record_memory = false}).makespan, p.stats.peak_device};
-          if (!best || key < best_key) {
-            best = std::move(p);
-            best_key = key;
+    // Planning against less than the target leaves room for placement's fragmentation:
+    // 95% always; lower only while no plan's placed arena fits (programs with stash
+    // encodings hold many more short buffers, and fragment more).
+    constexpr uint64_t kTwentieths[] = {20, 19, 18, 17, 16};
+    for (uint64_t share : kTwentieths) {
+      if (share < 19 && (!budget || !best || !std::get<0>(best_key))) break;
+      target_ = budget / 20 * share;
+      for (const Plan& base : bases_) {
+        base_ = &base;
+        find_candidates();
+        for (bool alap : {true, false}) {
+          alap_ = alap;
+          for (Candidate& c : cands_) c.taken = false;
+          items_.clear();
+          try {
+            Plan p = run_once();
+            Plan placed = p;
+            place(placed, placement_);
+            const std::tuple<bool, double, uint64_t> key{
+                arena_limit_ > 0 && placed.device_arena > arena_limit_,
+                sim::simulate(g_, p, cm_, {.record_memory = false}).makespan, p.stats.peak_device};
+            if (!best || key < best_key) {
+              best = std::move(p);
+              best_key = key;
+            }
+          } catch (const OutOfMemory& e) {
+            if (!failure) failure = e;
           }
-        } catch (const OutOfMemory& e) {
-          if (!failure) failure = e;
         }
       }
     }
@@ -390,9 +397,15 @@ class TensorPlanner {
     return changes;
   }
 
-  // The schedule position an instruction belongs to: the next compute at or after it.
+  // The schedule position an instruction belongs to: the next compute at or after it,
+  // but a stash encoding the compute before it (it runs after that compute, with what
+  // is resident then; emit.h, position_of_instrs).
   int position_of(const Plan& p, int instr) const {
     const std::vector<int> ci = swap::compute_index(p, L_);
+    if (instr > 0 && p.program[static_cast<size_t>(instr)].kind == InstrKind::compress) {
+      const auto it = std::upper_bound(ci.begin(), ci.end(), instr);
+      if (it != ci.begin()) return static_cast<int>(it - ci.begin()) - 1;
+    }
     const auto it = std::lower_bound(ci.begin(), ci.end(), std::max(instr, 0));
     return it == ci.end() ? static_cast<int>(ci.size()) - 1 : static_cast<int>(it - ci.begin());
   }
@@ -443,8 +456,8 @@ class TensorPlanner {
   const ir::Graph& g_;
   const analysis::Liveness& L_;
   // The programs swapped (Note [Tensor swap planning]) and the one being planned over.
-  const Plan share_base_, default_base_;
-  const Plan* base_ = &share_base_;
+  const std::vector<Plan> bases_;
+  const Plan* base_ = nullptr;
   uint64_t target_;
   const uint64_t arena_limit_;  // the budget on the placed arena (0: none)
   const PlaceAlgo placement_;
@@ -460,7 +473,16 @@ class TensorPlanner {
 }  // namespace
 
 Plan plan_swap_tensor(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target) {
-  return TensorPlanner(g, L, req, target).run();
+  std::vector<Plan> bases;
+  bases.push_back(swap::share_base(g, L));
+  bases.push_back(make_default_plan(g, L));
+  return plan_swap_tensor_over(g, L, req, target, std::move(bases));
+}
+
+Plan plan_swap_tensor_over(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target,
+                           std::vector<Plan> bases) {
+  DLMEM_CHECK(!bases.empty(), "swap:tensor needs a base program");
+  return TensorPlanner(g, L, req, target, std::move(bases)).run();
 }
 
 }  // namespace dlmem::plan

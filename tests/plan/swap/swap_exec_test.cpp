@@ -152,5 +152,68 @@ TEST(SwapExecutor, SwapsOfInPlaceChainsRunBitIdentical) {
   EXPECT_LT(c.to_host, b.to_host);
 }
 
+// Swapping over a program whose stashes are encoded (compress+swap:tensor, Note
+// [Swapping encoded stashes]): the encoded buffers (the bitmask of the stem's ReLU map,
+// which max-pooling follows) and the buffers decoded from them are swapped like any other, the
+// decoding waits for its swap-in, and the executor carries the encoded size across the
+// copies. Every swappable buffer is swapped across its longest gap.
+TEST(SwapExecutor, SwapsOfEncodedStashesRunBitIdentical) {
+  ir::Graph g = models::build_model("resnet18", {.batch = 2, .image_size = 32, .num_classes = 10});
+  ir::build_training_graph(g, {});
+  auto be = runtime::make_cpu_backend({.threads = 1});
+  runtime::attach_workspaces(g, *be);
+  const analysis::Liveness live = analysis::compute_liveness(g, analysis::default_schedule(g));
+
+  Plan base = make_default_plan(g, live);
+  place(base);
+  Plan encoded = swap::share_base(g, live);
+  ASSERT_GT(encode_stashes(g, encoded, {}), 0);
+  std::vector<bool> is_encoding(encoded.buffers.size(), false), is_decoded(encoded.buffers.size(), false);
+  for (const Instr& in : encoded.program) {
+    if (in.kind == InstrKind::compress) is_encoding[static_cast<size_t>(in.outputs.at(0))] = true;
+    if (in.kind == InstrKind::decompress) is_decoded[static_cast<size_t>(in.outputs.at(0))] = true;
+  }
+  const auto acc = swap::buffer_accesses(g, encoded);
+  std::vector<swap::SwapItem> items;
+  int encodings = 0, decoded = 0;
+  for (const Buffer& b : encoded.buffers) {
+    const auto& a = acc[static_cast<size_t>(b.id)];
+    if (!swap::swappable(encoded, b.id)) continue;
+    swap::SwapItem it;
+    for (size_t k = 1; k < a.at.size(); ++k)
+      if (a.at[k] - a.at[k - 1] >= 2 && (it.use < 0 || a.at[k] - a.at[k - 1] > it.use - it.last_before)) {
+        it.last_before = a.at[k - 1];
+        it.use = a.at[k];
+      }
+    if (it.use < 0) continue;
+    it.buffer = b.id;
+    it.bytes = b.bytes;
+    it.out_after = a.last_write(it.last_before);
+    it.free_after = it.last_before;
+    it.trigger = it.last_before + 1;  // early: the copy is in flight across computes
+    encodings += is_encoding[static_cast<size_t>(b.id)];
+    decoded += is_decoded[static_cast<size_t>(b.id)];
+    items.push_back(it);
+  }
+  EXPECT_GT(encodings, 0);  // the stem's ReLU map before pooling is a bitmask
+  Plan swap = swap::emit_swap_plan(g, live, encoded, items);
+  swap.policy = "compress+swap:tensor";
+  EXPECT_GT(compress_swaps(g, swap), 0);  // zvc on the swapped ReLU maps
+  EXPECT_EQ(compress_swaps(g, swap), 0);  // and nothing twice
+  for (const Instr& in : swap.program)
+    if (in.kind == InstrKind::swap_out && !in.codec.empty()) {
+      EXPECT_FALSE(is_encoding[static_cast<size_t>(in.inputs.at(0))]) << "an encoding was recoded";
+    }
+  place(swap);
+  validate(g, swap);
+  EXPECT_LT(swap.stats.peak_device, base.stats.peak_device);
+
+  const int steps = 2;
+  const Outcome a = run_plan(g, base, *be, steps), b = run_plan(g, swap, *be, steps);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.weights, b.weights);
+  EXPECT_EQ(b.peak, swap.stats.peak_device);
+}
+
 }  // namespace
 }  // namespace dlmem::plan

@@ -7,6 +7,7 @@
 
 #include "ir/autodiff.h"
 #include "models/zoo.h"
+#include "plan/compress/compress.h"
 #include "plan/planner.h"
 #include "plan/share/inplace.h"
 #include "plan/swap/emit.h"
@@ -256,6 +257,23 @@ TEST(SwapTraining, BitIdenticalOnResnet18Small) {
   const uint64_t arena = make_plan(ref.graph(), {.policy = "swap:vdnn-conv"}).device_arena;
   EXPECT_GT(expect_bit_identical(ref, rr, c, "swap:tensor", std::to_string(arena)), 0)
       << "swap:tensor kept the default program here; the share program's swaps go untested";
+
+  // compress+swap:tensor plans its swaps over the program with the stem's ReLU map
+  // encoded (Note [Swapping encoded stashes]); swapped ReLU maps cross zvc-coded, so
+  // the bytes moved are the real encoded ones, below the plan's bound.
+  train::TrainConfig cc = c;
+  cc.policy = "compress+swap:tensor";
+  cc.budget = std::to_string(arena);
+  cc.poison_freed = true;
+  train::Trainer t(cc);
+  const train::TrainResult r = t.run(nullptr);
+  EXPECT_GT(count(t.plan()).swap_out, 0);
+  EXPECT_GT(summarize_compression(t.graph(), t.plan()).stashes, 0);
+  EXPECT_EQ(r.losses, rr.losses);
+  EXPECT_EQ(t.state(), ref.state());
+  EXPECT_EQ(t.executor().stats().peak_device, t.plan().stats.peak_device);
+  EXPECT_LE(t.executor().stats().peak_device, arena);
+  EXPECT_LE(t.executor().stats().bytes_to_host, t.plan().stats.bytes_to_host * t.steps_done());
 }
 
 }  // namespace

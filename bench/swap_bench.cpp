@@ -179,6 +179,8 @@ class Runner {
     return m;
   }
   uint64_t peak() const { return ex_.stats().peak_device; }
+  // Bytes the copies moved to the host per step (coded swaps: their real encoded size).
+  uint64_t to_host_per_step() const { return steps_ ? ex_.stats().bytes_to_host / steps_ : 0; }
 
  private:
   static double median(std::vector<double> v) {
@@ -211,6 +213,8 @@ void measured(bool quick, int threads) {
   rows.push_back({"default", plan::make_plan(g, {.policy = "default"})});
   for (const char* pol : {"swap:vdnn-all", "swap:vdnn-conv"}) rows.push_back({pol, plan::make_plan(g, {.policy = pol})});
   rows.push_back({"swap:tensor", plan::make_plan(g, {.policy = "swap:tensor", .budget = rows[0].plan.stats.peak_device / 2})});
+  rows.push_back({"compress+swap:tensor",
+                  plan::make_plan(g, {.policy = "compress+swap:tensor", .budget = rows[0].plan.stats.peak_device / 2})});
   // The plans run interleaved, one step each in turn and starting with a different one
   // each round, so that a change in the machine's load falls on all of them alike; one
   // warm-up step each, then the median.
@@ -239,6 +243,7 @@ void measured(bool quick, int threads) {
                                 {"measured_peak", runners[k]->peak()},
                                 {"planned_peak", p.stats.peak_device},
                                 {"bytes_to_host", p.stats.bytes_to_host},
+                                {"measured_bytes_to_host", runners[k]->to_host_per_step()},
                                 {"measured_step_s", step},
                                 {"predicted_step_s", s.makespan},
                                 {"prediction_error", s.makespan / step - 1.0},

@@ -16,7 +16,7 @@ bool cpu_has_avx2() {
 #if DLMEM_CODEC_X86
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt") &&
-         __builtin_cpu_supports("f16c");
+         __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
 #else
   return false;
 #endif

@@ -14,7 +14,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DLMEM_CODEC_X86 1
 #include <immintrin.h>
-#define DLMEM_AVX2 __attribute__((target("avx2,bmi,bmi2,popcnt,f16c")))
+#define DLMEM_AVX2 __attribute__((target("avx2,bmi,bmi2,popcnt,f16c,fma")))
 #else
 #define DLMEM_CODEC_X86 0
 #endif

@@ -8,6 +8,7 @@
 //             +-Inf -> NaN (the format has no Inf).
 // Signs are kept (also of zeros). The portable and AVX2 (F16C) paths give the same bytes.
 #include <bit>
+#include <limits>
 #include <cstring>
 
 #include "codec/detail.h"
@@ -139,29 +140,46 @@ DLMEM_AVX2 void bf16_encode_avx2(const float* src, uint64_t n, uint16_t* dst) {
 }
 DLMEM_AVX2 void bf16_decode_avx2(const uint16_t* src, uint64_t n, float* dst) { bf16_decode_loop(src, n, dst); }
 
-// 8 lanes of f32_to_e4m3 (as u32 in 0..255), the same steps.
-DLMEM_AVX2 inline __m256i e4m3_lanes(const float* src) {
-  const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
-  const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
-  const __m256i ax = _mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF));
-  const __m256i r = _mm256_add_epi32(
-      ax, _mm256_add_epi32(_mm256_set1_epi32(0x7FFFF), _mm256_and_si256(_mm256_srli_epi32(ax, 20), _mm256_set1_epi32(1))));
-  const __m256i normal = _mm256_or_si256(_mm256_slli_epi32(_mm256_sub_epi32(_mm256_srli_epi32(r, 23), _mm256_set1_epi32(120)), 3),
-                                         _mm256_and_si256(_mm256_srli_epi32(r, 20), _mm256_set1_epi32(7)));
-  const __m256 scaled = _mm256_add_ps(_mm256_mul_ps(_mm256_castsi256_ps(ax), _mm256_set1_ps(512.0f)), _mm256_set1_ps(8388608.0f));
+// 8 lanes of f32_to_e4m3's magnitude code (as u32 in 0..127; the sign is added after
+// packing), the same rounding in fewer steps: (r >> 20) is the rounded biased exponent
+// and 3 mantissa bits at once, so rebiasing folds into the rounding constant;
+// saturation is a float minimum; the subnormal scaling is one exact FMA; the range
+// tests are float comparisons. Codec.Fp8VectorEncoderMatchesScalarAtEveryRoundingEdge
+// holds it to the scalar encoder bit for bit.
+DLMEM_AVX2 inline __m256i e4m3_magnitude_lanes(__m256i u) {
+  const __m256 absf = _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF)));
+  // Saturation first, in the float domain: min(x, 448) is 448 for anything larger, Inf
+  // and (second operand) NaN, so those code 0x7E; Inf and NaN get one more at the end.
+  const __m256 axf = _mm256_min_ps(absf, _mm256_set1_ps(448.0f));
+  const __m256i ax = _mm256_castps_si256(axf);
+  // ((ax + 0x7FFFF + lsb) >> 20) - (120 << 3), the rebias folded into the rounding
+  // constant: lanes below 2^-6 wrap, and take the subnormal code below.
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(ax, 20), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_add_epi32(_mm256_add_epi32(ax, _mm256_set1_epi32(0x7FFFF - (120 << 23))), lsb);
+  const __m256i normal = _mm256_srli_epi32(r, 20);
+  const __m256 scaled = _mm256_fmadd_ps(axf, _mm256_set1_ps(512.0f), _mm256_set1_ps(8388608.0f));
   const __m256i sub = _mm256_sub_epi32(_mm256_castps_si256(scaled), _mm256_set1_epi32(0x4B000000));
-  __m256i code = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(_mm256_set1_epi32(0x3C800000), ax));
-  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(0x7E), _mm256_cmpgt_epi32(ax, _mm256_set1_epi32(0x43DFFFFF)));
-  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(0x7F), _mm256_cmpgt_epi32(ax, _mm256_set1_epi32(0x7F7FFFFF)));
-  return _mm256_or_si256(sign, code);
+  // The range tests are float comparisons (they run beside the integer work): below
+  // 2^-6, and Inf or NaN (not less than Inf, unordered included).
+  const __m256 tiny = _mm256_cmp_ps(axf, _mm256_set1_ps(0x1p-6f), _CMP_LT_OQ);
+  const __m256 special = _mm256_cmp_ps(absf, _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_NLT_UQ);
+  const __m256i code = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(normal), _mm256_castsi256_ps(sub), tiny));
+  return _mm256_sub_epi32(code, _mm256_castps_si256(special));  // all-ones lanes are -1
 }
 DLMEM_AVX2 void e4m3_encode_avx2(const float* src, uint64_t n, uint8_t* dst) {
   uint64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m256i ab = _mm256_packus_epi32(e4m3_lanes(src + i), e4m3_lanes(src + i + 8));
-    const __m256i cd = _mm256_packus_epi32(e4m3_lanes(src + i + 16), e4m3_lanes(src + i + 24));
+    __m256i u[4];
+    for (int k = 0; k < 4; ++k) u[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i + 8 * k));
+    const __m256i ab = _mm256_packus_epi32(e4m3_magnitude_lanes(u[0]), e4m3_magnitude_lanes(u[1]));
+    const __m256i cd = _mm256_packus_epi32(e4m3_magnitude_lanes(u[2]), e4m3_magnitude_lanes(u[3]));
+    // The signs, packed the same way: (u >> 24) arithmetic is negative exactly when the
+    // sign is set, and signed saturation keeps it so.
+    const __m256i sab = _mm256_packs_epi32(_mm256_srai_epi32(u[0], 24), _mm256_srai_epi32(u[1], 24));
+    const __m256i scd = _mm256_packs_epi32(_mm256_srai_epi32(u[2], 24), _mm256_srai_epi32(u[3], 24));
+    const __m256i sign = _mm256_and_si256(_mm256_packs_epi16(sab, scd), _mm256_set1_epi8(static_cast<char>(0x80)));
     // Dwords now hold [a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7]: put them in order.
-    const __m256i q = _mm256_packus_epi16(ab, cd);
+    const __m256i q = _mm256_or_si256(_mm256_packus_epi16(ab, cd), sign);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
                         _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
   }

@@ -9,10 +9,10 @@
 
 #include "runtime/backend.h"
 #include "train/trainer.h"
+#include "util/cli_run.h"
 #include "util/error.h"
 #ifdef DLMEM_HAVE_CUDA
 #include "runtime/cuda/kernels.h"
-#include "util/cli_run.h"
 #endif
 
 namespace dlmem::runtime {

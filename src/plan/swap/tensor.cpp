@@ -100,44 +100,55 @@ class TensorPlanner {
 
   // Plans over each base program (swap:tensor's: the share policy's first, then the
   // default one), with both ways of laying out the swap-ins (Note [Tensor swap
-  // planning], step 2), against the target and against 95% of it (and lower, below),
-  // and keeps the best plan: one whose placed arena
-  // fits the request's budget (the budget is on the arena; the target, on max live, may
-  // be below it when make_plan asks again after a placement overshoot -- Note [Budget
-  // and placement]), then the faster by simulation, then the smaller peak; on a tie the
-  // earlier. OutOfMemory only if every variant fails.
+  // planning], step 2), from the target and from 95% of it, and keeps the best plan:
+  // one whose placed arena fits the request's budget (the budget is on the arena; the
+  // target, on max live, may be below it when make_plan asks again after a placement
+  // overshoot -- Note [Budget and placement]), then the faster by simulation, then the
+  // smaller peak; on a tie the earlier. A variant whose arena overshoots, while it is
+  // faster than the best plan that fits, is planned again against a target lowered by
+  // the overshoot, as make_plan does, up to kDescents times: otherwise a faster program
+  // that fragments more (one with stash encodings: many more short buffers) would lose
+  // to any that fits. OutOfMemory only if every variant fails.
   Plan run() {
     std::optional<Plan> best;
     std::tuple<bool, double, uint64_t> best_key;
     std::optional<OutOfMemory> failure;
     const uint64_t budget = target_;
-    // Planning against less than the target leaves room for placement's fragmentation:
-    // 95% always; lower only while no plan's placed arena fits (programs with stash
-    // encodings hold many more short buffers, and fragment more).
-    constexpr uint64_t kTwentieths[] = {20, 19, 18, 17, 16};
-    for (uint64_t share : kTwentieths) {
-      if (share < 19 && (!budget || !best || !std::get<0>(best_key))) break;
-      target_ = budget / 20 * share;
-      for (const Plan& base : bases_) {
-        base_ = &base;
-        find_candidates();
+    for (const Plan& base : bases_) {
+      base_ = &base;
+      find_candidates();
+      for (uint64_t start : {budget, budget / 20 * 19}) {
+        if (!budget && start != budget) break;
         for (bool alap : {true, false}) {
           alap_ = alap;
-          for (Candidate& c : cands_) c.taken = false;
-          items_.clear();
-          try {
-            Plan p = run_once();
-            Plan placed = p;
-            place(placed, placement_);
-            const std::tuple<bool, double, uint64_t> key{
-                arena_limit_ > 0 && placed.device_arena > arena_limit_,
-                sim::simulate(g_, p, cm_, {.record_memory = false}).makespan, p.stats.peak_device};
-            if (!best || key < best_key) {
-              best = std::move(p);
-              best_key = key;
+          target_ = start;
+          for (int descent = 0; descent <= kDescents; ++descent) {
+            for (Candidate& c : cands_) c.taken = false;
+            items_.clear();
+            try {
+              Plan p = run_once();
+              Plan placed = p;
+              place(placed, placement_);
+              const bool over = arena_limit_ > 0 && placed.device_arena > arena_limit_;
+              const std::tuple<bool, double, uint64_t> key{
+                  over, sim::simulate(g_, p, cm_, {.record_memory = false}).makespan, p.stats.peak_device};
+              const uint64_t peak = p.stats.peak_device;
+              // Descending only slows a plan down: worth it only while this variant is
+              // faster than the best plan that fits.
+              const bool worth = !best || std::get<0>(best_key) || std::get<1>(key) < std::get<1>(best_key);
+              if (!best || key < best_key) {
+                best = std::move(p);
+                best_key = key;
+              }
+              if (!over || !worth) break;
+              const uint64_t excess = placed.device_arena - arena_limit_;
+              const uint64_t reached = std::min(target_, peak);
+              if (reached <= excess) break;
+              target_ = reached - excess;
+            } catch (const OutOfMemory& e) {
+              if (!failure) failure = e;
+              break;
             }
-          } catch (const OutOfMemory& e) {
-            if (!failure) failure = e;
           }
         }
       }
@@ -168,6 +179,7 @@ class TensorPlanner {
 
   static constexpr int kRounds = 8;
   static constexpr int kDropPasses = 64;
+  static constexpr int kDescents = 3;
 
   struct Item {
     size_t cand = 0;

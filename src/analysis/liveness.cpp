@@ -1,6 +1,7 @@
 #include "analysis/liveness.h"
 
 #include <numeric>
+#include <utility>
 
 #include "util/error.h"
 
@@ -9,6 +10,26 @@ namespace dlmem::analysis {
 Schedule default_schedule(const ir::Graph& g) {
   Schedule s(static_cast<size_t>(g.num_nodes()));
   std::iota(s.begin(), s.end(), 0);
+  return s;
+}
+
+Schedule weight_gradients_first(const ir::Graph& g) {
+  Schedule s = default_schedule(g);
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    const ir::Node& a = g.node(s[i]);
+    const ir::Node& b = g.node(s[i + 1]);
+    // Adjacent gradients of one convolution (the same incoming gradient), the weight
+    // gradient reading nothing the data gradient writes.
+    if (a.op != ir::OpKind::conv2d_bwd_data || b.op != ir::OpKind::conv2d_bwd_weight || a.inputs.empty() ||
+        b.inputs.empty() || a.inputs[0] != b.inputs[0])
+      continue;
+    bool reads_a = false;
+    for (ir::ValueId v : b.inputs)
+      for (ir::ValueId o : a.outputs) reads_a = reads_a || v == o;
+    if (reads_a) continue;
+    std::swap(s[i], s[i + 1]);
+    ++i;
+  }
   return s;
 }
 

@@ -23,6 +23,13 @@ using Schedule = std::vector<ir::NodeId>;
 // then the updates (autodiff appends them in that order).
 Schedule default_schedule(const ir::Graph&);
 
+// The default schedule with each convolution's weight gradient computed just before its
+// data gradient instead of just after. Both read the incoming gradient; the weight
+// gradient also reads the forward input, which can then die (or be encoded for the
+// sign test that remains) before the data gradient allocates its output. The same
+// numbers, a different peak: the swap planner tries both (compress+swap:tensor).
+Schedule weight_gradients_first(const ir::Graph&);
+
 // Weights (incl. non-trainable state) and optimizer state: resident for the whole run.
 bool is_persistent(const ir::Value&);
 

@@ -1,11 +1,15 @@
 #include "plan/compress/compress.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "codec/codec.h"
 #include "plan/share/placement.h"
 #include "plan/swap/emit.h"
 #include "plan/swap/swap.h"
+#include "sim/cost_model.h"
+#include "sim/device_profile.h"
+#include "sim/simulator.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -158,23 +162,30 @@ std::string choose_codec(const ir::Graph& g, const Stash& s, const CompressOptio
   return "";
 }
 
-int encode_stashes(const ir::Graph& g, Plan& p, const CompressOptions& o) {
-  const std::vector<Stash> stashes = find_stashes(g, p);
+namespace {
+
+// One encoding: Compress(A -> E) and Free(A) after program index `after`,
+// Decompress(E -> A2) and Free(E) before `before`, A2 in place of A from there on.
+struct Window {
+  BufferId buffer = kNoBuffer;
+  int after = -1, before = -1;
+  std::string codec;
+};
+
+int apply_windows(const ir::Graph& g, Plan& p, const std::vector<Window>& windows) {
+  if (windows.empty()) return 0;
   const size_t n = p.program.size();
   std::vector<std::vector<Instr>> after(n), before(n);
-  int count = 0;
-  for (const Stash& s : stashes) {
-    const std::string name = choose_codec(g, s, o);
-    if (name.empty()) continue;
-    const codec::Codec& c = codec::get(name);
-    const Buffer a = p.buffers[static_cast<size_t>(s.buffer)];
+  for (const Window& w : windows) {
+    const codec::Codec& c = codec::get(w.codec);
+    const Buffer a = p.buffers[static_cast<size_t>(w.buffer)];
     const BufferId e = p.add_buffer(a.value, a.role, c.bound(numel(g, a)), Space::device);
     const BufferId a2 = p.add_buffer(a.value, a.role, a.bytes, Space::device);
     Instr comp;
     comp.kind = InstrKind::compress;
     comp.inputs = {a.id};
     comp.outputs = {e};
-    comp.codec = name;
+    comp.codec = w.codec;
     Instr free_a;
     free_a.kind = InstrKind::free;
     free_a.buffer = a.id;
@@ -182,32 +193,29 @@ int encode_stashes(const ir::Graph& g, Plan& p, const CompressOptions& o) {
     dec.kind = InstrKind::decompress;
     dec.inputs = {e};
     dec.outputs = {a2};
-    dec.codec = name;
+    dec.codec = w.codec;
     Instr free_e;
     free_e.kind = InstrKind::free;
     free_e.buffer = e;
-    after[static_cast<size_t>(s.last_forward)].push_back(std::move(comp));
-    after[static_cast<size_t>(s.last_forward)].push_back(std::move(free_a));
-    before[static_cast<size_t>(s.first_backward)].push_back(std::move(dec));
-    before[static_cast<size_t>(s.first_backward)].push_back(std::move(free_e));
-    // From the first backward use on, the decoded copy stands in for the original.
+    after[static_cast<size_t>(w.after)].push_back(std::move(comp));
+    after[static_cast<size_t>(w.after)].push_back(std::move(free_a));
+    before[static_cast<size_t>(w.before)].push_back(std::move(dec));
+    before[static_cast<size_t>(w.before)].push_back(std::move(free_e));
+    // From the first use after the window on, the decoded copy stands in for the original.
     auto rename = [&](BufferId& b) {
       if (b == a.id) b = a2;
     };
-    for (size_t i = static_cast<size_t>(s.first_backward); i < n; ++i) {
+    for (size_t i = static_cast<size_t>(w.before); i < n; ++i) {
       Instr& in = p.program[i];
       for (BufferId& b : in.inputs) rename(b);
       for (BufferId& b : in.outputs) rename(b);
       rename(in.workspace);
       rename(in.buffer);
     }
-    ++count;
   }
-  if (count == 0) return 0;
-
   std::vector<Instr> program;
   std::vector<int> moved(n, -1);
-  program.reserve(n + 4 * static_cast<size_t>(count));
+  program.reserve(n + 4 * windows.size());
   for (size_t i = 0; i < n; ++i) {
     for (Instr& in : before[i]) program.push_back(std::move(in));
     moved[i] = static_cast<int>(program.size());
@@ -219,7 +227,76 @@ int encode_stashes(const ir::Graph& g, Plan& p, const CompressOptions& o) {
   p.program = std::move(program);
   compute_lifetimes(p);
   compute_stats(g, p);
-  return count;
+  return static_cast<int>(windows.size());
+}
+
+}  // namespace
+
+int encode_stashes(const ir::Graph& g, Plan& p, const CompressOptions& o) {
+  std::vector<Window> windows;
+  for (const Stash& s : find_stashes(g, p)) {
+    std::string name = choose_codec(g, s, o);
+    if (!name.empty()) windows.push_back({s.buffer, s.last_forward, s.first_backward, std::move(name)});
+  }
+  return apply_windows(g, p, windows);
+}
+
+int encode_sign_tails(const ir::Graph& g, Plan& p) {
+  const size_t nb = p.buffers.size();
+  const int n = static_cast<int>(p.program.size());
+  // One use per buffer and compute: whether it reads the buffer, only through the sign
+  // test (every read of it there), and whether it writes it.
+  struct Use {
+    int pos;
+    bool read = false, sign_only = true, write = false;
+  };
+  std::vector<std::vector<Use>> uses(nb);
+  std::vector<bool> managed(nb, false);  // already encoded (or swapped)
+  std::vector<int> computes_before(static_cast<size_t>(n) + 1, 0);
+  for (int i = 0; i < n; ++i) {
+    const Instr& in = p.program[static_cast<size_t>(i)];
+    computes_before[static_cast<size_t>(i) + 1] = computes_before[static_cast<size_t>(i)] + (in.kind == InstrKind::compute);
+    if (in.kind == InstrKind::compute) {
+      auto use = [&](BufferId b) -> Use& {
+        auto& v = uses[static_cast<size_t>(b)];
+        if (v.empty() || v.back().pos != i) v.push_back(Use{.pos = i});
+        return v.back();
+      };
+      const ir::Node& node = g.node(in.node);
+      for (size_t q = 0; q < in.inputs.size(); ++q) {
+        Use& u = use(in.inputs[q]);
+        u.read = true;
+        u.sign_only = u.sign_only && reads_sign_only(node, static_cast<int>(q));
+      }
+      for (BufferId b : in.outputs) use(b).write = true;
+      if (in.workspace != kNoBuffer) use(in.workspace).write = true;
+    } else if (in.kind != InstrKind::free) {
+      for (BufferId b : in.inputs) managed[static_cast<size_t>(b)] = true;
+      for (BufferId b : in.outputs) managed[static_cast<size_t>(b)] = true;
+    }
+  }
+  std::vector<Window> windows;
+  for (const Buffer& b : p.buffers) {
+    const auto& u = uses[static_cast<size_t>(b.id)];
+    if (managed[static_cast<size_t>(b.id)] || !is_f32_activation(g, b)) continue;
+    for (size_t k = 0; k + 1 < u.size(); ++k) {
+      if (g.node(p.program[static_cast<size_t>(u[k].pos)].node).phase != ir::Phase::backward) continue;
+      if (computes_before[static_cast<size_t>(u[k + 1].pos)] - computes_before[static_cast<size_t>(u[k].pos) + 1] == 0)
+        continue;  // nothing runs in between
+      // The value held after u[k] is read from u[k + 1] on, up to the next write over
+      // the buffer (an in-place output, which may be at a sign-only reader), only
+      // through the sign test.
+      bool ok = u[k + 1].read;
+      for (size_t j = k + 1; j < u.size() && ok; ++j) {
+        ok = !u[j].read || u[j].sign_only;
+        if (u[j].write) break;
+      }
+      if (!ok) continue;
+      windows.push_back({b.id, u[k].pos, u[k + 1].pos, "bitmask"});
+      break;
+    }
+  }
+  return apply_windows(g, p, windows);
 }
 
 int compress_swaps(const ir::Graph& g, Plan& p, const SwapCompressOptions& o) {
@@ -303,6 +380,61 @@ Plan plan_compress_lossy(const ir::Graph& g, const analysis::Liveness& live, con
   return finish(g, std::move(p), target, req.policy.c_str());
 }
 
+namespace {
+
+// compress+swap:tensor's swap planning (Note [Swapping encoded stashes]) over two
+// schedules: the default one, over the share and default programs with and without
+// their stashes encoded; and weight gradients first, with the stashes encoded and the
+// sign-only tails of the backward too (encode_sign_tails). The better plan by the swap
+// planner's own order: placed arena within the budget, then simulated step time.
+Plan plan_encoded_swaps(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target,
+                        const CompressOptions& stash_options) {
+  auto bases_over = [&](const analysis::Liveness& L, bool plain, bool tails) {
+    std::vector<Plan> bases;
+    bases.push_back(swap::share_base(g, L));
+    bases.push_back(make_default_plan(g, L));
+    for (int k = 0; k < 2; ++k) {
+      // The programs as they are stay candidates (their stashes encoded afterwards):
+      // where a budget sits at the floor both reach, the encoded program's shorter
+      // buffers can place worse (VGG-16 b256 at 50%).
+      if (plain) bases.push_back(bases[static_cast<size_t>(k)]);
+      encode_stashes(g, bases[static_cast<size_t>(k)], stash_options);
+      if (tails) encode_sign_tails(g, bases[static_cast<size_t>(k)]);
+    }
+    return bases;
+  };
+  const uint64_t arena_limit = req.budget ? req.budget : target;
+  const sim::CostModel cm = sim::roofline_cost_model(g, sim::device_profile(req.device));
+  auto key = [&](const Plan& p) {
+    Plan placed = p;
+    place(placed, req.placement);
+    return std::pair<bool, double>{arena_limit > 0 && placed.device_arena > arena_limit,
+                                   sim::simulate(g, p, cm, {.record_memory = false}).makespan};
+  };
+  std::optional<Plan> best;
+  std::pair<bool, double> best_key;
+  std::optional<OutOfMemory> failure;
+  const analysis::Liveness wgf = analysis::compute_liveness(g, analysis::weight_gradients_first(g));
+  for (int s = 0; s < 2; ++s) {
+    if (s == 1 && wgf.order == live.order) break;
+    const analysis::Liveness& L = s == 0 ? live : wgf;
+    try {
+      Plan p = plan_swap_tensor_over(g, L, req, target, bases_over(L, s == 0, s == 1));
+      const auto k = key(p);
+      if (!best || k < best_key) {
+        best = std::move(p);
+        best_key = k;
+      }
+    } catch (const OutOfMemory& e) {
+      if (!failure) failure = e;
+    }
+  }
+  if (!best) throw *failure;
+  return std::move(*best);
+}
+
+}  // namespace
+
 Plan plan_compress_over(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target) {
   if (req.policy.rfind(kOverPrefix, 0) != 0)
     throw Error("policy '", req.policy, "' is not of the form compress+<policy>");
@@ -317,20 +449,7 @@ Plan plan_compress_over(const ir::Graph& g, const analysis::Liveness& live, cons
   const CompressOptions stash_options{.lossy = req.lossy ? "fp16" : ""};
   Plan p;
   if (inner.policy == "swap:tensor") {
-    // Note [Swapping encoded stashes]: the swaps are planned over the programs with
-    // their stashes already encoded, so a stash that shrinks on the device (a bitmask)
-    // is not swapped at all and an encoded one crosses the link encoded.
-    // The programs as they are stay candidates (their stashes encoded afterwards, as
-    // below): where a budget sits at the floor both reach, the encoded program's
-    // shorter buffers can place worse (VGG-16 b256 at 50%).
-    std::vector<Plan> bases;
-    bases.push_back(swap::share_base(g, live));
-    bases.push_back(make_default_plan(g, live));
-    for (int k = 0; k < 2; ++k) {
-      bases.push_back(bases[static_cast<size_t>(k)]);
-      encode_stashes(g, bases[static_cast<size_t>(k)], stash_options);
-    }
-    p = plan_swap_tensor_over(g, live, inner, target, std::move(bases));
+    p = plan_encoded_swaps(g, live, inner, target, stash_options);
   } else {
     p = base->fn(g, live, inner, target);
   }

@@ -93,6 +93,14 @@ std::string choose_codec(const ir::Graph&, const Stash&, const CompressOptions&)
 // Lifetimes and statistics are recomputed. Waits of later instructions are renumbered.
 int encode_stashes(const ir::Graph&, Plan& p, const CompressOptions&);
 
+// Gist's binarisation inside the backward pass: a feature map whose exact readers are
+// done (a convolution's weight gradient) but that a ReLU backward still reads through
+// the sign test, after at least one other computation, is kept as a bitmask in
+// between. With weight gradients scheduled first (analysis::weight_gradients_first),
+// VGG-16's first ReLU map shrinks to 1/32 while the data gradient runs. Returns how
+// many such windows it encoded (lossless, bit-identical).
+int encode_sign_tails(const ir::Graph&, Plan& p);
+
 struct SwapCompressOptions {
   // zvc: only ReLU-like tensors (elsewhere it would grow them by 3%); sparse, lz4, zstd:
   // every swapped f32 tensor.

@@ -215,5 +215,69 @@ TEST(SwapExecutor, SwapsOfEncodedStashesRunBitIdentical) {
   EXPECT_EQ(b.peak, swap.stats.peak_device);
 }
 
+// compress+swap:tensor's second schedule: weight gradients before data gradients, the
+// stashes encoded and the backward's sign-only tails too (encode_sign_tails: a block
+// input that the convolution's weight gradient has read and only a ReLU backward still
+// reads, later, kept as a bitmask in between), then every buffer with a gap swapped.
+// The program runs in another order than the reference, with the same numbers.
+TEST(SwapExecutor, SignTailsUnderWeightGradientsFirstRunBitIdentical) {
+  ir::Graph g = models::build_model("resnet18", {.batch = 2, .image_size = 32, .num_classes = 10});
+  ir::build_training_graph(g, {});
+  auto be = runtime::make_cpu_backend({.threads = 1});
+  runtime::attach_workspaces(g, *be);
+  const analysis::Liveness live = analysis::compute_liveness(g, analysis::default_schedule(g));
+  const analysis::Liveness wgf = analysis::compute_liveness(g, analysis::weight_gradients_first(g));
+  ASSERT_NE(wgf.order, live.order);
+
+  Plan base = make_default_plan(g, live);
+  place(base);
+  Plan encoded = swap::share_base(g, wgf);
+  ASSERT_GT(encode_stashes(g, encoded, {}), 0);
+  const int tails = encode_sign_tails(g, encoded);
+  EXPECT_GT(tails, 0);
+  EXPECT_EQ(encode_sign_tails(g, encoded), 0);  // encoded buffers are not encoded again
+  const auto acc = swap::buffer_accesses(g, encoded);
+  std::vector<swap::SwapItem> items;
+  for (const Buffer& b : encoded.buffers) {
+    const auto& a = acc[static_cast<size_t>(b.id)];
+    if (!swap::swappable(encoded, b.id)) continue;
+    swap::SwapItem it;
+    for (size_t k = 1; k < a.at.size(); ++k)
+      if (a.at[k] - a.at[k - 1] >= 2 && (it.use < 0 || a.at[k] - a.at[k - 1] > it.use - it.last_before)) {
+        it.last_before = a.at[k - 1];
+        it.use = a.at[k];
+      }
+    if (it.use < 0) continue;
+    it.buffer = b.id;
+    it.bytes = b.bytes;
+    it.out_after = a.last_write(it.last_before);
+    it.free_after = it.last_before;
+    it.trigger = it.use;
+    items.push_back(it);
+  }
+  ASSERT_GT(items.size(), 0u);
+  Plan swap = swap::emit_swap_plan(g, wgf, encoded, items);
+  swap.policy = "compress+swap:tensor";
+  compress_swaps(g, swap);
+  place(swap);
+  validate(g, swap);
+
+  Plan tails_only = swap::share_base(g, wgf);
+  encode_stashes(g, tails_only, {});
+  encode_sign_tails(g, tails_only);
+  place(tails_only);
+  validate(g, tails_only);
+
+  const int steps = 2;
+  const Outcome a = run_plan(g, base, *be, steps), b = run_plan(g, swap, *be, steps),
+                c = run_plan(g, tails_only, *be, steps);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.weights, b.weights);
+  EXPECT_EQ(b.peak, swap.stats.peak_device);
+  EXPECT_EQ(a.loss, c.loss);
+  EXPECT_EQ(a.weights, c.weights);
+  EXPECT_EQ(c.peak, tails_only.stats.peak_device);
+}
+
 }  // namespace
 }  // namespace dlmem::plan

@@ -38,6 +38,9 @@
 // what the planner swaps. Swapping first and encoding after would leave the swaps as
 // they were (the swapped stashes are no longer stashes on the device), which measured
 // no faster than swap:tensor alone. compress_swaps() never recodes an encoded buffer.
+// It plans over two schedules, the default one and weight gradients first with the
+// backward's sign-only tails encoded too (encode_sign_tails), and keeps the better plan
+// (arena within the budget, then simulated time).
 //
 // Note [What a backward reads]: ReLU's backward with use_dst (dx = dy * [y > 0]) reads
 // its saved output only through the sign test, so the bitmask serves it bit for bit;

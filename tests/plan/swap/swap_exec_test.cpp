@@ -59,6 +59,34 @@ Outcome run_plan(const ir::Graph& g, const Plan& p, runtime::Backend& be, int st
   return r;
 }
 
+// Every swappable buffer of `base` (written at least `min_writes` times: in-place
+// chains) swapped across its longest gap with a compute inside, released right after
+// its last access before the gap. The swap-in is issued at the use, or, `early`, right
+// after the gap opens (then in flight across computes).
+std::vector<swap::SwapItem> swap_longest_gaps(const ir::Graph& g, const Plan& base, bool early,
+                                              size_t min_writes = 0) {
+  const auto acc = swap::buffer_accesses(g, base);
+  std::vector<swap::SwapItem> items;
+  for (const Buffer& b : base.buffers) {
+    const auto& a = acc[static_cast<size_t>(b.id)];
+    if (!swap::swappable(base, b.id) || a.writes.size() < min_writes) continue;
+    swap::SwapItem it;
+    for (size_t k = 1; k < a.at.size(); ++k)
+      if (a.at[k] - a.at[k - 1] >= 2 && (it.use < 0 || a.at[k] - a.at[k - 1] > it.use - it.last_before)) {
+        it.last_before = a.at[k - 1];
+        it.use = a.at[k];
+      }
+    if (it.use < 0) continue;
+    it.buffer = b.id;
+    it.bytes = b.bytes;
+    it.out_after = a.last_write(it.last_before);
+    it.free_after = it.last_before;
+    it.trigger = early ? it.last_before + 1 : it.use;
+    items.push_back(it);
+  }
+  return items;
+}
+
 TEST(SwapExecutor, VdnnPlanRunsBitIdenticalWithOverlappedCopies) {
   ir::Graph g = models::build_model("lenet5", {.batch = 16});
   ir::build_training_graph(g, {});
@@ -100,28 +128,12 @@ TEST(SwapExecutor, SwapsOfInPlaceChainsRunBitIdentical) {
   place(base);
   const Plan share = swap::share_base(g, live);
   ASSERT_GT(count_inplace(g, share).writes, 0);
-  const auto acc = swap::buffer_accesses(g, share);
-  std::vector<swap::SwapItem> items;
-  int written_after_use = 0;
-  for (const Buffer& b : share.buffers) {
-    const auto& a = acc[static_cast<size_t>(b.id)];
-    if (!swap::swappable(share, b.id) || a.writes.size() < 2) continue;
-    swap::SwapItem it;
-    for (size_t k = 1; k < a.at.size(); ++k)
-      if (a.at[k] - a.at[k - 1] >= 2 && (it.use < 0 || a.at[k] - a.at[k - 1] > it.use - it.last_before)) {
-        it.last_before = a.at[k - 1];
-        it.use = a.at[k];
-      }
-    if (it.use < 0) continue;
-    it.buffer = b.id;
-    it.bytes = b.bytes;
-    it.out_after = a.last_write(it.last_before);
-    it.free_after = it.last_before;
-    it.trigger = it.use;
-    written_after_use += a.last_write(static_cast<int>(live.steps)) >= it.use;
-    items.push_back(it);
-  }
+  const std::vector<swap::SwapItem> items = swap_longest_gaps(g, share, /*early=*/false, /*min_writes=*/2);
   ASSERT_GT(items.size(), 0u);
+  const auto acc = swap::buffer_accesses(g, share);
+  int written_after_use = 0;
+  for (const swap::SwapItem& it : items)
+    written_after_use += acc[static_cast<size_t>(it.buffer)].last_write(static_cast<int>(live.steps)) >= it.use;
   EXPECT_GT(written_after_use, 0);  // some chains continue in the swapped-in buffer
   Plan swap = swap::emit_swap_plan(g, live, share, items);
   swap.policy = "swap:tensor";
@@ -154,9 +166,9 @@ TEST(SwapExecutor, SwapsOfInPlaceChainsRunBitIdentical) {
 
 // Swapping over a program whose stashes are encoded (compress+swap:tensor, Note
 // [Swapping encoded stashes]): the encoded buffers (the bitmask of the stem's ReLU map,
-// which max-pooling follows) and the buffers decoded from them are swapped like any other, the
-// decoding waits for its swap-in, and the executor carries the encoded size across the
-// copies. Every swappable buffer is swapped across its longest gap.
+// which max-pooling follows) are swapped like any other, the decoding waits for its
+// swap-in, and the executor carries the encoded size across the copies. Every swappable
+// buffer is swapped across its longest gap (the decoded copies have none here).
 TEST(SwapExecutor, SwapsOfEncodedStashesRunBitIdentical) {
   ir::Graph g = models::build_model("resnet18", {.batch = 2, .image_size = 32, .num_classes = 10});
   ir::build_training_graph(g, {});
@@ -168,33 +180,12 @@ TEST(SwapExecutor, SwapsOfEncodedStashesRunBitIdentical) {
   place(base);
   Plan encoded = swap::share_base(g, live);
   ASSERT_GT(encode_stashes(g, encoded, {}), 0);
-  std::vector<bool> is_encoding(encoded.buffers.size(), false), is_decoded(encoded.buffers.size(), false);
-  for (const Instr& in : encoded.program) {
+  std::vector<bool> is_encoding(encoded.buffers.size(), false);
+  for (const Instr& in : encoded.program)
     if (in.kind == InstrKind::compress) is_encoding[static_cast<size_t>(in.outputs.at(0))] = true;
-    if (in.kind == InstrKind::decompress) is_decoded[static_cast<size_t>(in.outputs.at(0))] = true;
-  }
-  const auto acc = swap::buffer_accesses(g, encoded);
-  std::vector<swap::SwapItem> items;
-  int encodings = 0, decoded = 0;
-  for (const Buffer& b : encoded.buffers) {
-    const auto& a = acc[static_cast<size_t>(b.id)];
-    if (!swap::swappable(encoded, b.id)) continue;
-    swap::SwapItem it;
-    for (size_t k = 1; k < a.at.size(); ++k)
-      if (a.at[k] - a.at[k - 1] >= 2 && (it.use < 0 || a.at[k] - a.at[k - 1] > it.use - it.last_before)) {
-        it.last_before = a.at[k - 1];
-        it.use = a.at[k];
-      }
-    if (it.use < 0) continue;
-    it.buffer = b.id;
-    it.bytes = b.bytes;
-    it.out_after = a.last_write(it.last_before);
-    it.free_after = it.last_before;
-    it.trigger = it.last_before + 1;  // early: the copy is in flight across computes
-    encodings += is_encoding[static_cast<size_t>(b.id)];
-    decoded += is_decoded[static_cast<size_t>(b.id)];
-    items.push_back(it);
-  }
+  const std::vector<swap::SwapItem> items = swap_longest_gaps(g, encoded, /*early=*/true);
+  int encodings = 0;
+  for (const swap::SwapItem& it : items) encodings += is_encoding[static_cast<size_t>(it.buffer)];
   EXPECT_GT(encodings, 0);  // the stem's ReLU map before pooling is a bitmask
   Plan swap = swap::emit_swap_plan(g, live, encoded, items);
   swap.policy = "compress+swap:tensor";
@@ -236,25 +227,7 @@ TEST(SwapExecutor, SignTailsUnderWeightGradientsFirstRunBitIdentical) {
   const int tails = encode_sign_tails(g, encoded);
   EXPECT_GT(tails, 0);
   EXPECT_EQ(encode_sign_tails(g, encoded), 0);  // encoded buffers are not encoded again
-  const auto acc = swap::buffer_accesses(g, encoded);
-  std::vector<swap::SwapItem> items;
-  for (const Buffer& b : encoded.buffers) {
-    const auto& a = acc[static_cast<size_t>(b.id)];
-    if (!swap::swappable(encoded, b.id)) continue;
-    swap::SwapItem it;
-    for (size_t k = 1; k < a.at.size(); ++k)
-      if (a.at[k] - a.at[k - 1] >= 2 && (it.use < 0 || a.at[k] - a.at[k - 1] > it.use - it.last_before)) {
-        it.last_before = a.at[k - 1];
-        it.use = a.at[k];
-      }
-    if (it.use < 0) continue;
-    it.buffer = b.id;
-    it.bytes = b.bytes;
-    it.out_after = a.last_write(it.last_before);
-    it.free_after = it.last_before;
-    it.trigger = it.use;
-    items.push_back(it);
-  }
+  const std::vector<swap::SwapItem> items = swap_longest_gaps(g, encoded, /*early=*/false);
   ASSERT_GT(items.size(), 0u);
   Plan swap = swap::emit_swap_plan(g, wgf, encoded, items);
   swap.policy = "compress+swap:tensor";

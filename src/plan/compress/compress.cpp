@@ -28,6 +28,45 @@ bool is_f32_activation(const ir::Graph& g, const Buffer& b) {
 
 uint64_t numel(const ir::Graph& g, const Buffer& b) { return static_cast<uint64_t>(g.value(b.value).type.numel()); }
 
+// Per buffer, one entry per compute that touches it, in program order: whether it reads
+// the buffer, whether every such read is only the sign test (Note [What a backward
+// reads]), and whether it writes it (an output or its workspace). `managed`: buffers a
+// swap or an encoding already touches.
+struct ComputeUse {
+  int pos;
+  bool read = false, sign_only = true, write = false;
+};
+struct BufferUses {
+  std::vector<std::vector<ComputeUse>> of;
+  std::vector<bool> managed;
+};
+BufferUses buffer_uses(const ir::Graph& g, const Plan& p) {
+  BufferUses r{std::vector<std::vector<ComputeUse>>(p.buffers.size()), std::vector<bool>(p.buffers.size(), false)};
+  for (size_t i = 0; i < p.program.size(); ++i) {
+    const Instr& in = p.program[i];
+    if (in.kind == InstrKind::compute) {
+      const int pos = static_cast<int>(i);
+      auto use = [&](BufferId b) -> ComputeUse& {
+        auto& v = r.of[static_cast<size_t>(b)];
+        if (v.empty() || v.back().pos != pos) v.push_back(ComputeUse{.pos = pos});
+        return v.back();
+      };
+      const ir::Node& node = g.node(in.node);
+      for (size_t q = 0; q < in.inputs.size(); ++q) {
+        ComputeUse& u = use(in.inputs[q]);
+        u.read = true;
+        u.sign_only = u.sign_only && reads_sign_only(node, static_cast<int>(q));
+      }
+      for (BufferId b : in.outputs) use(b).write = true;
+      if (in.workspace != kNoBuffer) use(in.workspace).write = true;
+    } else if (in.kind != InstrKind::free) {
+      for (BufferId b : in.inputs) r.managed[static_cast<size_t>(b)] = true;
+      for (BufferId b : in.outputs) r.managed[static_cast<size_t>(b)] = true;
+    }
+  }
+  return r;
+}
+
 // The peak a plan reaches once placed (what a budget must cover).
 uint64_t placed_need(const Plan& p) {
   Plan q = p;
@@ -77,25 +116,8 @@ std::vector<bool> relu_like_values(const ir::Graph& g) {
 }
 
 std::vector<Stash> find_stashes(const ir::Graph& g, const Plan& p) {
-  const size_t nb = p.buffers.size();
   const int n = static_cast<int>(p.program.size());
-  // Per buffer: program positions of compute reads and writes, in order.
-  struct Use {
-    int pos;
-    bool write;
-  };
-  std::vector<std::vector<Use>> uses(nb);
-  std::vector<bool> managed(nb, false);  // already swapped or compressed
-  for (int i = 0; i < n; ++i) {
-    const Instr& in = p.program[static_cast<size_t>(i)];
-    if (in.kind == InstrKind::compute) {
-      for (BufferId b : in.inputs) uses[static_cast<size_t>(b)].push_back({i, false});
-      for (BufferId b : in.outputs) uses[static_cast<size_t>(b)].push_back({i, true});
-    } else if (in.kind != InstrKind::free) {
-      for (BufferId b : in.inputs) managed[static_cast<size_t>(b)] = true;
-      for (BufferId b : in.outputs) managed[static_cast<size_t>(b)] = true;
-    }
-  }
+  const BufferUses uses = buffer_uses(g, p);
   // Forward computations before each position (to test that a gap holds one).
   std::vector<int> fwd_before(static_cast<size_t>(n) + 1, 0);
   for (int i = 0; i < n; ++i) {
@@ -108,8 +130,8 @@ std::vector<Stash> find_stashes(const ir::Graph& g, const Plan& p) {
 
   std::vector<Stash> out;
   for (const Buffer& b : p.buffers) {
-    const auto& u = uses[static_cast<size_t>(b.id)];
-    if (managed[static_cast<size_t>(b.id)] || u.empty() || !is_f32_activation(g, b)) continue;
+    const auto& u = uses.of[static_cast<size_t>(b.id)];
+    if (uses.managed[static_cast<size_t>(b.id)] || u.empty() || !is_f32_activation(g, b)) continue;
     size_t k = 0;
     while (k < u.size() && g.node(p.program[static_cast<size_t>(u[k].pos)].node).phase == ir::Phase::forward) ++k;
     if (k == 0 || k == u.size()) continue;  // never read in backward
@@ -123,10 +145,9 @@ std::vector<Stash> find_stashes(const ir::Graph& g, const Plan& p) {
     // What the reads of the stash need, up to the first write over it (an in-place
     // output: from there on the buffer holds something else, which A2 carries).
     bool exact = false;
-    for (size_t j = k; j < u.size() && !u[j].write; ++j) {
-      const Instr& in = p.program[static_cast<size_t>(u[j].pos)];
-      for (size_t q = 0; q < in.inputs.size(); ++q)
-        if (in.inputs[q] == b.id && !reads_sign_only(g.node(in.node), static_cast<int>(q))) exact = true;
+    for (size_t j = k; j < u.size(); ++j) {
+      exact = exact || (u[j].read && !u[j].sign_only);
+      if (u[j].write) break;  // an in-place write reads first
     }
     s.need = exact ? StashNeed::exact : StashNeed::sign;
     // What the buffer holds in the gap: the value its last forward write produced (an
@@ -242,43 +263,16 @@ int encode_stashes(const ir::Graph& g, Plan& p, const CompressOptions& o) {
 }
 
 int encode_sign_tails(const ir::Graph& g, Plan& p) {
-  const size_t nb = p.buffers.size();
   const int n = static_cast<int>(p.program.size());
-  // One use per buffer and compute: whether it reads the buffer, only through the sign
-  // test (every read of it there), and whether it writes it.
-  struct Use {
-    int pos;
-    bool read = false, sign_only = true, write = false;
-  };
-  std::vector<std::vector<Use>> uses(nb);
-  std::vector<bool> managed(nb, false);  // already encoded (or swapped)
+  const BufferUses uses = buffer_uses(g, p);
   std::vector<int> computes_before(static_cast<size_t>(n) + 1, 0);
-  for (int i = 0; i < n; ++i) {
-    const Instr& in = p.program[static_cast<size_t>(i)];
-    computes_before[static_cast<size_t>(i) + 1] = computes_before[static_cast<size_t>(i)] + (in.kind == InstrKind::compute);
-    if (in.kind == InstrKind::compute) {
-      auto use = [&](BufferId b) -> Use& {
-        auto& v = uses[static_cast<size_t>(b)];
-        if (v.empty() || v.back().pos != i) v.push_back(Use{.pos = i});
-        return v.back();
-      };
-      const ir::Node& node = g.node(in.node);
-      for (size_t q = 0; q < in.inputs.size(); ++q) {
-        Use& u = use(in.inputs[q]);
-        u.read = true;
-        u.sign_only = u.sign_only && reads_sign_only(node, static_cast<int>(q));
-      }
-      for (BufferId b : in.outputs) use(b).write = true;
-      if (in.workspace != kNoBuffer) use(in.workspace).write = true;
-    } else if (in.kind != InstrKind::free) {
-      for (BufferId b : in.inputs) managed[static_cast<size_t>(b)] = true;
-      for (BufferId b : in.outputs) managed[static_cast<size_t>(b)] = true;
-    }
-  }
+  for (int i = 0; i < n; ++i)
+    computes_before[static_cast<size_t>(i) + 1] =
+        computes_before[static_cast<size_t>(i)] + (p.program[static_cast<size_t>(i)].kind == InstrKind::compute);
   std::vector<Window> windows;
   for (const Buffer& b : p.buffers) {
-    const auto& u = uses[static_cast<size_t>(b.id)];
-    if (managed[static_cast<size_t>(b.id)] || !is_f32_activation(g, b)) continue;
+    const auto& u = uses.of[static_cast<size_t>(b.id)];
+    if (uses.managed[static_cast<size_t>(b.id)] || !is_f32_activation(g, b)) continue;
     for (size_t k = 0; k + 1 < u.size(); ++k) {
       if (g.node(p.program[static_cast<size_t>(u[k].pos)].node).phase != ir::Phase::backward) continue;
       if (computes_before[static_cast<size_t>(u[k + 1].pos)] - computes_before[static_cast<size_t>(u[k].pos) + 1] == 0)

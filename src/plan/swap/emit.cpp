@@ -65,7 +65,6 @@ bool swappable(const Plan& base, BufferId b) {
 }
 
 std::vector<int> compute_index(const Plan& p, const analysis::Liveness& L) {
-
   std::vector<int> pos_of_node(L.order.size() ? *std::max_element(L.order.begin(), L.order.end()) + 1 : 0, -1);
   for (size_t i = 0; i < L.order.size(); ++i) pos_of_node[static_cast<size_t>(L.order[i])] = static_cast<int>(i);
   std::vector<int> idx(L.order.size(), -1);
@@ -210,31 +209,29 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan&
     c.buffer = map(c.buffer);
     return c;
   };
+  // A compute, or a decoding before it, waits on the swap-ins synchronised at its position.
+  auto emit_synced = [&](const Instr& bi, int pos) {
+    Instr c = mapped(bi);
+    for (size_t q : syncs[static_cast<size_t>(pos)]) c.waits.push_back(st[q].in);
+    std::sort(c.waits.begin(), c.waits.end());
+    emit(std::move(c));
+  };
   emit_outs(0);
   for (size_t k = 0; k < base.program.size(); ++k) {
     const Instr& bi = base.program[k];
     if (bi.kind == InstrKind::compute) {
       close();
-      ++i;
-      open(i);
-      Instr c = mapped(bi);
-      for (size_t q : syncs[static_cast<size_t>(i)]) c.waits.push_back(st[q].in);
-      std::sort(c.waits.begin(), c.waits.end());
-      emit(std::move(c));
+      open(++i);
+      emit_synced(bi, i);
       pending = true;
-      continue;
-    }
-    if (at[k] > i) {  // before the next compute: a decoding (and its frees)
+    } else if (at[k] > i) {  // before the next compute: a decoding (and its frees)
       close();
       open(at[k]);
-      Instr c = mapped(bi);
-      if (bi.kind != InstrKind::free)
-        for (size_t q : syncs[static_cast<size_t>(at[k])]) c.waits.push_back(st[q].in);
-      std::sort(c.waits.begin(), c.waits.end());
-      emit(std::move(c));
-      continue;
+      if (bi.kind == InstrKind::free) emit(mapped(bi));
+      else emit_synced(bi, at[k]);
+    } else {
+      emit(mapped(bi));  // the base's free of what the buffer is now, or an encoding
     }
-    emit(mapped(bi));  // the base's free of what the buffer is now, or an encoding
   }
   close();
   compute_lifetimes(p);

@@ -1,5 +1,6 @@
 #include "plan/planner.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "analysis/memory.h"
@@ -41,6 +42,12 @@ const std::vector<PolicyInfo>& known_policies() {
   return policies;
 }
 
+uint64_t lowered_target(uint64_t target, uint64_t peak, uint64_t arena, uint64_t budget, uint64_t floor) {
+  const uint64_t excess = arena - budget;
+  const uint64_t reached = std::min(target, peak);
+  return reached <= excess + floor ? 0 : reached - excess;
+}
+
 Plan make_plan(const ir::Graph& g, const PlanRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
   const PolicyInfo* policy = nullptr;
@@ -64,11 +71,9 @@ Plan make_plan(const ir::Graph& g, const PlanRequest& req) {
     compute_stats(g, p);
     place(p, req.placement);
     if (req.budget == 0 || p.device_arena <= req.budget || attempt == 4) break;
-    // Note [Budget and placement]: lower the max-live target by the placement excess.
-    const uint64_t excess = p.device_arena - req.budget;
-    const uint64_t reached = std::min(target, p.stats.peak_device);
-    if (reached <= excess + lower_bound / 2) break;
-    target = reached - excess;
+    const uint64_t next = lowered_target(target, p.stats.peak_device, p.device_arena, req.budget, lower_bound / 2);
+    if (next == 0) break;
+    target = next;
   }
   p.stats.lower_bound = lower_bound;
   p.stats.plan_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

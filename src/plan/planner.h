@@ -48,6 +48,11 @@ const std::vector<PolicyInfo>& known_policies();
 // the known ones); dlmem::OutOfMemory when it does not fit the budget.
 Plan make_plan(const ir::Graph&, const PlanRequest&);
 
+// Note [Budget and placement]'s step: after a plan made against `target` reached
+// `peak` resident bytes and placed `arena` bytes over `budget`, the target to plan
+// again at -- lowered by the excess -- or 0 when that would be at or below `floor`.
+uint64_t lowered_target(uint64_t target, uint64_t peak, uint64_t arena, uint64_t budget, uint64_t floor);
+
 // The default policy: compute in order, free after last use.
 Plan plan_default(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
 

@@ -1,15 +1,11 @@
 #include "plan/compress/compress.h"
 
 #include <algorithm>
-#include <optional>
 
 #include "codec/codec.h"
 #include "plan/share/placement.h"
 #include "plan/swap/emit.h"
 #include "plan/swap/swap.h"
-#include "sim/cost_model.h"
-#include "sim/device_profile.h"
-#include "sim/simulator.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -379,52 +375,28 @@ namespace {
 // compress+swap:tensor's swap planning (Note [Swapping encoded stashes]) over two
 // schedules: the default one, over the share and default programs with and without
 // their stashes encoded; and weight gradients first, with the stashes encoded and the
-// sign-only tails of the backward too (encode_sign_tails). The better plan by the swap
-// planner's own order: placed arena within the budget, then simulated step time.
+// sign-only tails of the backward too (encode_sign_tails). The swap planner keeps the
+// best plan of all six programs.
 Plan plan_encoded_swaps(const ir::Graph& g, const analysis::Liveness& live, const PlanRequest& req, uint64_t target,
                         const CompressOptions& stash_options) {
-  auto bases_over = [&](const analysis::Liveness& L, bool plain, bool tails) {
-    std::vector<Plan> bases;
-    bases.push_back(swap::share_base(g, L));
-    bases.push_back(make_default_plan(g, L));
-    for (int k = 0; k < 2; ++k) {
+  const analysis::Liveness wgf = analysis::compute_liveness(g, analysis::weight_gradients_first(g));
+  std::vector<swap::SwapBase> bases;
+  for (const analysis::Liveness* L : {&live, &wgf}) {
+    const bool reordered = L == &wgf;
+    if (reordered && wgf.order == live.order) break;
+    const size_t first = bases.size();
+    bases.push_back({swap::share_base(g, *L), L});
+    bases.push_back({make_default_plan(g, *L), L});
+    for (size_t k = first; k < first + 2; ++k) {
       // The programs as they are stay candidates (their stashes encoded afterwards):
       // where a budget sits at the floor both reach, the encoded program's shorter
       // buffers can place worse (VGG-16 b256 at 50%).
-      if (plain) bases.push_back(bases[static_cast<size_t>(k)]);
-      encode_stashes(g, bases[static_cast<size_t>(k)], stash_options);
-      if (tails) encode_sign_tails(g, bases[static_cast<size_t>(k)]);
-    }
-    return bases;
-  };
-  const uint64_t arena_limit = req.budget ? req.budget : target;
-  const sim::CostModel cm = sim::roofline_cost_model(g, sim::device_profile(req.device));
-  auto key = [&](const Plan& p) {
-    Plan placed = p;
-    place(placed, req.placement);
-    return std::pair<bool, double>{arena_limit > 0 && placed.device_arena > arena_limit,
-                                   sim::simulate(g, p, cm, {.record_memory = false}).makespan};
-  };
-  std::optional<Plan> best;
-  std::pair<bool, double> best_key;
-  std::optional<OutOfMemory> failure;
-  const analysis::Liveness wgf = analysis::compute_liveness(g, analysis::weight_gradients_first(g));
-  for (int s = 0; s < 2; ++s) {
-    if (s == 1 && wgf.order == live.order) break;
-    const analysis::Liveness& L = s == 0 ? live : wgf;
-    try {
-      Plan p = plan_swap_tensor_over(g, L, req, target, bases_over(L, s == 0, s == 1));
-      const auto k = key(p);
-      if (!best || k < best_key) {
-        best = std::move(p);
-        best_key = k;
-      }
-    } catch (const OutOfMemory& e) {
-      if (!failure) failure = e;
+      if (!reordered) bases.push_back(bases[k]);
+      encode_stashes(g, bases[k].plan, stash_options);
+      if (reordered) encode_sign_tails(g, bases[k].plan);
     }
   }
-  if (!best) throw *failure;
-  return std::move(*best);
+  return plan_swap_tensor_over(g, req, target, std::move(bases));
 }
 
 }  // namespace

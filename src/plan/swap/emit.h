@@ -53,6 +53,13 @@ struct SwapItem {
 // (plan/share/inplace.h), unplaced.
 Plan share_base(const ir::Graph&, const analysis::Liveness&);
 
+// A base program and the schedule it computes in (for planners that try several; the
+// liveness must outlive the planning).
+struct SwapBase {
+  Plan plan;
+  const analysis::Liveness* live = nullptr;
+};
+
 // The schedule position each instruction of a base plan belongs to: a compute's own;
 // what follows a compute (its frees, stash encodings) that compute's; a stash decoding,
 // and what follows it up to the next compute, the next compute's (it runs just before

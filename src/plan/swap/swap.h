@@ -33,16 +33,16 @@
 #include "ir/graph.h"
 #include "plan/plan.h"
 #include "plan/planner.h"
+#include "plan/swap/emit.h"
 
 namespace dlmem::plan {
 
 Plan plan_swap_vdnn_all(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
 Plan plan_swap_vdnn_conv(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
 Plan plan_swap_tensor(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target);
-// swap:tensor over the given base programs (emit.h: computes, frees, stash encodings),
-// keeping the best plan -- compress+swap:tensor passes the share and default programs
-// with their stashes encoded, so that only what stays large is swapped.
-Plan plan_swap_tensor_over(const ir::Graph&, const analysis::Liveness&, const PlanRequest&, uint64_t target,
-                           std::vector<Plan> bases);
+// swap:tensor over the given base programs, keeping the best plan of all of them --
+// compress+swap:tensor passes programs with their stashes encoded, in two schedules,
+// so that only what stays large is swapped.
+Plan plan_swap_tensor_over(const ir::Graph&, const PlanRequest&, uint64_t target, std::vector<swap::SwapBase> bases);
 
 }  // namespace dlmem::plan

@@ -88,10 +88,8 @@ std::vector<uint64_t> live_at_computes(const Plan& p, const std::vector<int>& ci
 
 class TensorPlanner {
  public:
-  TensorPlanner(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target,
-                std::vector<Plan> bases)
+  TensorPlanner(const ir::Graph& g, const PlanRequest& req, uint64_t target, std::vector<swap::SwapBase> bases)
       : g_(g),
-        L_(L),
         bases_(std::move(bases)),
         target_(target),
         arena_limit_(req.budget ? req.budget : target),
@@ -114,8 +112,9 @@ class TensorPlanner {
     std::tuple<bool, double, uint64_t> best_key;
     std::optional<OutOfMemory> failure;
     const uint64_t budget = target_;
-    for (const Plan& base : bases_) {
-      base_ = &base;
+    for (const swap::SwapBase& base : bases_) {
+      base_ = &base.plan;
+      L_ = base.live;
       find_candidates();
       for (uint64_t start : {budget, budget / 20 * 19}) {
         if (!budget && start != budget) break;
@@ -132,7 +131,7 @@ class TensorPlanner {
               const bool over = arena_limit_ > 0 && placed.device_arena > arena_limit_;
               const std::tuple<bool, double, uint64_t> key{
                   over, sim::simulate(g_, p, cm_, {.record_memory = false}).makespan, p.stats.peak_device};
-              const uint64_t peak = p.stats.peak_device;
+              const uint64_t peak = p.stats.peak_device, arena = placed.device_arena;
               // Descending only slows a plan down: worth it only while this variant is
               // faster than the best plan that fits.
               const bool worth = !best || std::get<0>(best_key) || std::get<1>(key) < std::get<1>(best_key);
@@ -141,10 +140,9 @@ class TensorPlanner {
                 best_key = key;
               }
               if (!over || !worth) break;
-              const uint64_t excess = placed.device_arena - arena_limit_;
-              const uint64_t reached = std::min(target_, peak);
-              if (reached <= excess) break;
-              target_ = reached - excess;
+              const uint64_t next = lowered_target(target_, peak, arena, arena_limit_, 0);
+              if (next == 0) break;
+              target_ = next;
             } catch (const OutOfMemory& e) {
               if (!failure) failure = e;
               break;
@@ -189,11 +187,11 @@ class TensorPlanner {
   };
 
   void find_candidates() {
-    const int steps = L_.steps;
+    const int steps = L_->steps;
     dur_.resize(static_cast<size_t>(steps));
     start_.assign(static_cast<size_t>(steps) + 1, 0.0);
     for (int i = 0; i < steps; ++i) {
-      dur_[static_cast<size_t>(i)] = cm_.node_seconds[static_cast<size_t>(L_.order[static_cast<size_t>(i)])];
+      dur_[static_cast<size_t>(i)] = cm_.node_seconds[static_cast<size_t>(L_->order[static_cast<size_t>(i)])];
       start_[static_cast<size_t>(i) + 1] = start_[static_cast<size_t>(i)] + dur_[static_cast<size_t>(i)];
     }
     cands_.clear();
@@ -251,7 +249,7 @@ class TensorPlanner {
     }
     // At the position furthest over the target, take the best-scoring candidate whose
     // gap covers it, until no position is over (copies in flight are repaired later).
-    std::vector<uint64_t> ideal = live_at_computes(*base_, swap::compute_index(*base_, L_));
+    std::vector<uint64_t> ideal = live_at_computes(*base_, swap::compute_index(*base_, *L_));
     for (;;) {
       const size_t worst = static_cast<size_t>(std::max_element(ideal.begin(), ideal.end()) - ideal.begin());
       if (ideal[worst] <= target_) break;
@@ -273,13 +271,13 @@ class TensorPlanner {
     std::vector<swap::SwapItem> s;
     s.reserve(items_.size());
     for (const Item& it : items_) s.push_back(it.s);
-    return swap::emit_swap_plan(g_, L_, *base_, s, &emitted_);
+    return swap::emit_swap_plan(g_, *L_, *base_, s, &emitted_);
   }
 
   // Step 2 of Note [Tensor swap planning]. Returns whether any position moved.
   bool retime(const Plan& p) {
     const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
-    const std::vector<int> ci = swap::compute_index(p, L_);
+    const std::vector<int> ci = swap::compute_index(p, *L_);
     auto issue = [&](int pos) { return r.timeline[static_cast<size_t>(ci[static_cast<size_t>(pos)])].issue; };
     auto end = [&](int pos) { return r.timeline[static_cast<size_t>(ci[static_cast<size_t>(pos)])].end; };
     bool moved = false;
@@ -334,7 +332,7 @@ class TensorPlanner {
   // half in stream order; the rest are timed again without them.
   bool drop_stalling(const Plan& p) {
     const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
-    const std::vector<int> ci = swap::compute_index(p, L_);
+    const std::vector<int> ci = swap::compute_index(p, *L_);
     auto ready = [&](int instr) {  // when the copy could have started, were its stream free
       double t = r.timeline[static_cast<size_t>(instr)].issue;
       for (int w : p.program[static_cast<size_t>(instr)].waits) t = std::max(t, r.timeline[static_cast<size_t>(w)].end);
@@ -399,7 +397,7 @@ class TensorPlanner {
         take(cand);
       } else {
         throw OutOfMemory("policy swap:tensor reaches a peak of ", human_bytes(p.stats.peak_device), " at node '",
-                          g_.node(L_.order[static_cast<size_t>(pos)]).name, "', above the target ", human_bytes(target_),
+                          g_.node(L_->order[static_cast<size_t>(pos)]).name, "', above the target ", human_bytes(target_),
                           ": nothing resident there can be swapped; the smallest budget it reaches is ",
                           human_bytes(p.stats.peak_device));
       }
@@ -413,7 +411,7 @@ class TensorPlanner {
   // but a stash encoding the compute before it (it runs after that compute, with what
   // is resident then; emit.h, position_of_instrs).
   int position_of(const Plan& p, int instr) const {
-    const std::vector<int> ci = swap::compute_index(p, L_);
+    const std::vector<int> ci = swap::compute_index(p, *L_);
     if (instr > 0 && p.program[static_cast<size_t>(instr)].kind == InstrKind::compress) {
       const auto it = std::upper_bound(ci.begin(), ci.end(), instr);
       if (it != ci.begin()) return static_cast<int>(it - ci.begin()) - 1;
@@ -430,7 +428,7 @@ class TensorPlanner {
 
   // The in-flight window over `pos` whose shrinking by one position costs least.
   Tightening cheapest_tightening(const sim::SimResult& r, const Plan& p, int pos) {
-    const std::vector<int> ci = swap::compute_index(p, L_);
+    const std::vector<int> ci = swap::compute_index(p, *L_);
     auto at = [&](int instr) -> const sim::SimEvent& { return r.timeline[static_cast<size_t>(instr)]; };
     Tightening best;
     for (size_t k = 0; k < items_.size(); ++k) {
@@ -466,10 +464,10 @@ class TensorPlanner {
   }
 
   const ir::Graph& g_;
-  const analysis::Liveness& L_;
   // The programs swapped (Note [Tensor swap planning]) and the one being planned over.
-  const std::vector<Plan> bases_;
-  const Plan* base_ = nullptr;
+  const std::vector<swap::SwapBase> bases_;
+  const Plan* base_ = nullptr;                // being planned over
+  const analysis::Liveness* L_ = nullptr;     // its schedule
   uint64_t target_;
   const uint64_t arena_limit_;  // the budget on the placed arena (0: none)
   const PlaceAlgo placement_;
@@ -485,16 +483,15 @@ class TensorPlanner {
 }  // namespace
 
 Plan plan_swap_tensor(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target) {
-  std::vector<Plan> bases;
-  bases.push_back(swap::share_base(g, L));
-  bases.push_back(make_default_plan(g, L));
-  return plan_swap_tensor_over(g, L, req, target, std::move(bases));
+  std::vector<swap::SwapBase> bases;
+  bases.push_back({swap::share_base(g, L), &L});
+  bases.push_back({make_default_plan(g, L), &L});
+  return plan_swap_tensor_over(g, req, target, std::move(bases));
 }
 
-Plan plan_swap_tensor_over(const ir::Graph& g, const analysis::Liveness& L, const PlanRequest& req, uint64_t target,
-                           std::vector<Plan> bases) {
+Plan plan_swap_tensor_over(const ir::Graph& g, const PlanRequest& req, uint64_t target, std::vector<swap::SwapBase> bases) {
   DLMEM_CHECK(!bases.empty(), "swap:tensor needs a base program");
-  return TensorPlanner(g, L, req, target, std::move(bases)).run();
+  return TensorPlanner(g, req, target, std::move(bases)).run();
 }
 
 }  // namespace dlmem::plan

@@ -30,8 +30,8 @@
 #include "codec/codec.h"
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/compress/compress.h"
-#include "plan/planner.h"
+#include "planners/compress/compress.h"
+#include "planners/planner.h"
 #include "runtime/executor.h"
 #include "train/batch_iterator.h"
 #include "train/fashion_mnist.h"
@@ -180,13 +180,13 @@ void run_case(const Case& c) {
   const auto t0 = clock_type::now();
   auto be = runtime::make_cpu_backend({.threads = 2});
   const ir::Graph g = training_graph(c, *be);
-  const plan::Plan ref = plan::make_plan(g, {});
-  const std::vector<plan::Stash> stashes = plan::find_stashes(g, ref);
+  const plan::Plan ref = planners::make_plan(g, {});
+  const std::vector<planners::Stash> stashes = planners::find_stashes(g, ref);
 
   // The capture run: every stash kept to the end of the step, so it can be read.
   ir::Graph gc = g;
-  for (const plan::Stash& s : stashes) gc.outputs.push_back(s.value);
-  const plan::Plan pc = plan::make_plan(gc, {});
+  for (const planners::Stash& s : stashes) gc.outputs.push_back(s.value);
+  const plan::Plan pc = planners::make_plan(gc, {});
   runtime::Executor ex(gc, pc, *be);
   train::init_weights(ex, gc, 42);
 
@@ -217,8 +217,8 @@ void run_case(const Case& c) {
   }
   std::cerr << c.label << ": trained " << c.steps << " steps, loss " << loss << ", " << stashes.size() << " stashes\n";
   std::vector<Tensor> tensors;
-  for (const plan::Stash& s : stashes)
-    tensors.push_back({s.value, s.relu_like, s.need == plan::StashNeed::sign, ex.read_f32(s.value)});
+  for (const planners::Stash& s : stashes)
+    tensors.push_back({s.value, s.relu_like, s.need == planners::StashNeed::sign, ex.read_f32(s.value)});
   codec_rows(c, tensors);
 
   // The same last step under each policy, from the trained state: planned and measured.
@@ -227,7 +227,7 @@ void run_case(const Case& c) {
     float loss = 0;
   };
   auto measure = [&](const std::string& policy) {
-    const plan::Plan p = plan::make_plan(g, {.policy = policy});
+    const plan::Plan p = planners::make_plan(g, {.policy = policy});
     runtime::Executor e(g, p, *be);
     for (const ir::Value& v : g.values())
       if (v.role == ir::Role::weight || v.role == ir::Role::optimizer_state) e.write_f32(v.id, ex.read_f32(v.id));
@@ -275,7 +275,7 @@ void plan_row(const std::string& model, int64_t batch) {
   std::cout << "{\"bench\":\"compress\",\"row\":\"planned\",\"model\":" << json_str(model) << ",\"batch\":" << batch;
   uint64_t stash0 = 0, peak0 = 0;
   for (const char* policy : {"default", "compress", "compress:sparse", "compress:fp16", "compress:fp8-e4m3"}) {
-    const plan::Plan p = plan::make_plan(g, {.policy = policy});
+    const plan::Plan p = planners::make_plan(g, {.policy = policy});
     const uint64_t stash = stash_bytes(g, p);
     if (stash0 == 0) {
       stash0 = stash;

@@ -21,7 +21,8 @@
 
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/planner.h"
+#include "planners/planner.h"
+#include "planners/registry.h"
 #include "runtime/backend.h"
 #include "runtime/executor.h"
 #include "train/init.h"
@@ -72,9 +73,9 @@ nlohmann::json run_row(const Args& a) {
   uint64_t budget = 0;
   if (!a.budget.empty()) {
     const Budget b = parse_budget(a.budget);
-    budget = b.is_fraction ? b.resolve(plan::make_plan(g, {.policy = "default"}).device_arena) : b.bytes;
+    budget = b.is_fraction ? b.resolve(planners::make_plan(g, {.policy = "default"}).device_arena) : b.bytes;
   }
-  const plan::Plan p = plan::make_plan(g, {.policy = a.policy, .budget = budget});
+  const plan::Plan p = planners::make_plan(g, {.policy = a.policy, .budget = budget});
   runtime::Executor ex(g, p, *be);
   train::init_weights(ex, g, 1);
   std::mt19937 rng(3);
@@ -170,7 +171,7 @@ int main(int argc, char** argv) {
     }
     if (list) {
       nlohmann::json names = nlohmann::json::array();
-      for (const plan::PolicyInfo& p : plan::known_policies()) names.push_back(p.name);
+      for (const planners::Policy& p : planners::policies()) names.push_back(p.name);
       std::cout << nlohmann::json{{"policies", names}}.dump() << std::endl;
       return 0;
     }

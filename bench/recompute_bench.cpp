@@ -28,7 +28,7 @@
 #include "analysis/liveness.h"
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/recompute/recompute.h"
+#include "planners/recompute/recompute.h"
 #include "runtime/backend.h"
 #include "util/error.h"
 #include "common.h"
@@ -36,7 +36,7 @@
 using namespace dlmem;
 using bench::load_average;
 using bench::training_graph;
-using namespace dlmem::plan::recompute;
+using namespace dlmem::planners::recompute;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -84,12 +84,16 @@ struct Result {
   bool optimal = false;
 };
 
-Result run_planner(plan::PlannerFn fn, const ir::Graph& g, const analysis::Liveness& live, uint64_t budget,
+Result run_planner(const planners::Pass& pass, const ir::Graph& g, const analysis::Liveness& live, uint64_t budget,
                    double time_limit) {
   Result r;
+  // The recomputation planners read no costs but the graph's FLOPs: any profile serves.
+  const sim::CostModel cm = sim::roofline_cost_model(g, sim::device_profile("v100-16gb"));
+  const planners::PlanOptions opts{.time_limit_s = time_limit};
+  const planners::PlanContext ctx{.graph = g, .live = live, .cost = cm, .target = budget, .options = opts};
   const auto t0 = Clock::now();
   try {
-    plan::Plan p = fn(g, live, {.time_limit_s = time_limit}, budget);
+    plan::Plan p = pass(ctx, {});
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     plan::compute_lifetimes(p);
     plan::compute_stats(g, p);
@@ -121,10 +125,10 @@ void sweep(const Case& c, bool quick, double time_limit) {
   const int budgets = quick ? 4 : 8;
   struct Planner {
     const char* name;
-    plan::PlannerFn fn;
+    planners::Pass fn;
   };
-  std::vector<Planner> planners = {{"sqrt", plan_sqrt}, {"chain", plan_chain}, {"greedy", plan_greedy}};
-  if (c.milp) planners.push_back({"milp", plan_milp});
+  std::vector<Planner> planners = {{"sqrt", sqrt_pass()}, {"chain", chain_pass()}, {"greedy", greedy_pass()}};
+  if (c.milp) planners.push_back({"milp", milp_pass()});
   std::map<std::string, double> worst_ratio, worst_seconds;
   int optimal_budgets = 0;
   for (int k = 0; k < budgets; ++k) {
@@ -192,7 +196,7 @@ void sqrt_scaling(bool quick) {
     const Problem pb = make_problem(g, live);
     const uint64_t plain = evaluate(pb, plain_sequence(pb)).peak;
     const auto t0 = Clock::now();
-    plan::Plan p = plan_sqrt(g, live, {}, 0);
+    plan::Plan p = plan_sqrt(g, live, 0);
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     plan::compute_lifetimes(p);
     plan::compute_stats(g, p);

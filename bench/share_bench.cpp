@@ -37,9 +37,9 @@
 
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/planner.h"
-#include "plan/share/inplace.h"
-#include "plan/share/placement.h"
+#include "planners/planner.h"
+#include "planners/share/inplace.h"
+#include "plan/placement.h"
 #include "runtime/backend.h"
 #include "runtime/pool_allocator.h"
 #include "util/error.h"
@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
       if (workspace) runtime::attach_workspaces(g, *be);
       for (const char* policy : {"default", "share"}) {
         plan::Plan p;
-        const Timing plan_t = median_ms(3, [&] { p = plan::make_plan(g, {.policy = policy}); });
+        const Timing plan_t = median_ms(3, [&] { p = planners::make_plan(g, {.policy = policy}); });
         plan::Plan unplaced = p;
         const Timing place_t = median_ms(3, [&] { plan::place(unplaced); });
         const double plan_ms = plan_t.cpu_ms;
@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
               plan::PlaceAlgo::hill_climb})
           by_algo[std::string(plan::place_algo_name(a))] = plan::place_intervals(iv, a).size;
         const double ratio = static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device);
-        const plan::InplaceStats ip = plan::count_inplace(g, p);
+        const planners::InplaceStats ip = planners::count_inplace(g, p);
         const runtime::PoolStats pool = pool_replay(p, roomy_capacity(p));
         // The smallest device the pool gets through the step on (bisection, 0.1%): it
         // then releases cached segments and reuses them (its retry ladder).

@@ -34,9 +34,9 @@
 
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/compress/compress.h"
-#include "plan/planner.h"
-#include "plan/share/inplace.h"
+#include "planners/compress/compress.h"
+#include "planners/planner.h"
+#include "planners/share/inplace.h"
 #include "runtime/backend.h"
 #include "runtime/calibrate.h"
 #include "runtime/executor.h"
@@ -69,7 +69,7 @@ void simulated(bool quick) {
   auto be = runtime::make_cpu_backend({.threads = 1});
   for (const Config& c : configs) {
     const ir::Graph g = training_graph(c.model, c.batch, 0, *be);
-    const plan::Plan base = plan::make_plan(g, {.policy = "default"});
+    const plan::Plan base = planners::make_plan(g, {.policy = "default"});
     for (const std::string& dev_name : devices) {
       const sim::DeviceProfile dev = sim::device_profile(dev_name);
       const sim::CostModel cm = sim::roofline_cost_model(g, dev);
@@ -95,7 +95,7 @@ void simulated(bool quick) {
           plan::Plan p;
           const auto t0 = std::chrono::steady_clock::now();
           try {
-            p = plan::make_plan(g, {.policy = policy, .budget = budget, .device = dev_name});
+            p = planners::make_plan(g, {.policy = policy, .budget = budget}, dev_name);
             row["meets_budget"] = true;
           } catch (const OutOfMemory& e) {
             row["meets_budget"] = false;
@@ -104,7 +104,7 @@ void simulated(bool quick) {
               std::cout << row.dump() << std::endl;
               continue;
             }
-            p = plan::make_plan(g, {.policy = policy, .device = dev_name});  // vDNN's own plan
+            p = planners::make_plan(g, {.policy = policy}, dev_name);  // vDNN's own plan
           }
           const double plan_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           const sim::SimResult r = sim::simulate(g, p, cm, {.record_memory = false});
@@ -125,10 +125,10 @@ void simulated(bool quick) {
           row["bytes_to_host"] = r.bytes_to_host;
           // swap:tensor plans over the share policy's program and the default one and
           // keeps the faster: in-place writes say which it kept.
-          row["in_place_writes"] = plan::count_inplace(g, p).writes;
+          row["in_place_writes"] = planners::count_inplace(g, p).writes;
           // compress+swap:tensor: the stashes kept encoded on the device (Note [Swapping
           // encoded stashes]) and the swaps coded (moved at their bound here).
-          const plan::CompressionSummary cs = plan::summarize_compression(g, p);
+          const planners::CompressionSummary cs = planners::summarize_compression(g, p);
           row["encoded_stashes"] = cs.stashes;
           row["coded_swaps"] = cs.swaps;
           row["plan_s"] = plan_s;
@@ -210,11 +210,11 @@ void measured(bool quick, int threads) {
     plan::Plan plan;
   };
   std::vector<Row> rows;
-  rows.push_back({"default", plan::make_plan(g, {.policy = "default"})});
-  for (const char* pol : {"swap:vdnn-all", "swap:vdnn-conv"}) rows.push_back({pol, plan::make_plan(g, {.policy = pol})});
-  rows.push_back({"swap:tensor", plan::make_plan(g, {.policy = "swap:tensor", .budget = rows[0].plan.stats.peak_device / 2})});
+  rows.push_back({"default", planners::make_plan(g, {.policy = "default"})});
+  for (const char* pol : {"swap:vdnn-all", "swap:vdnn-conv"}) rows.push_back({pol, planners::make_plan(g, {.policy = pol})});
+  rows.push_back({"swap:tensor", planners::make_plan(g, {.policy = "swap:tensor", .budget = rows[0].plan.stats.peak_device / 2})});
   rows.push_back({"compress+swap:tensor",
-                  plan::make_plan(g, {.policy = "compress+swap:tensor", .budget = rows[0].plan.stats.peak_device / 2})});
+                  planners::make_plan(g, {.policy = "compress+swap:tensor", .budget = rows[0].plan.stats.peak_device / 2})});
   // The plans run interleaved, one step each in turn and starting with a different one
   // each round, so that a change in the machine's load falls on all of them alike; one
   // warm-up step each, then the median.

@@ -16,7 +16,7 @@
 #include "analysis/memory.h"
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/planner.h"
+#include "planners/planner.h"
 #include "runtime/backend.h"
 #include "runtime/executor.h"
 #include "train/init.h"
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     const uint64_t stashed =
         analysis::memory_report(g, analysis::compute_liveness(g, analysis::default_schedule(g))).stashed_activations;
     runtime::attach_workspaces(g, *be);
-    plan::Plan p = plan::make_plan(g, {.policy = policy});
+    plan::Plan p = planners::make_plan(g, {.policy = policy});
     runtime::Executor ex(g, p, *be);
     train::init_weights(ex, g, 1);
     std::mt19937 rng(3);

@@ -32,14 +32,9 @@ int run(const AnalyzeArgs& a) {
   const auto dt = ir::parse_dtype(a.dtype);
   if (!dt || (*dt != ir::DType::f32 && *dt != ir::DType::f16 && *dt != ir::DType::bf16))
     throw Error("--dtype must be f32, f16 or bf16, got '", a.dtype, "'");
-  ir::Graph g = models::build_model(a.model.model, a.model.config(true));
-  ir::TrainOptions opt;
-  opt.optimizer = a.model.parsed_optimizer();
-  ir::build_training_graph(g, opt);
-  if (a.workspace) {
-    auto be = runtime::make_cpu_backend();
-    runtime::attach_workspaces(g, *be);
-  }
+  std::unique_ptr<runtime::Backend> be;
+  if (a.workspace) be = runtime::make_cpu_backend();
+  ir::Graph g = session::build_graph(a.model.session("cpu"), be.get());
   if (*dt != ir::DType::f32) cast_floats(g, *dt);
   const auto live = analysis::compute_liveness(g, analysis::default_schedule(g));
   const analysis::MemoryReport r = analysis::memory_report(g, live);

@@ -4,11 +4,12 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "plan/compress/compress.h"
+#include "planners/compress/compress.h"
 #include "plan/json.h"
-#include "plan/planner.h"
-#include "plan/share/inplace.h"
+#include "planners/registry.h"
+#include "planners/share/inplace.h"
 #include "runtime/backend.h"
+#include "session/session.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/format.h"
@@ -60,17 +61,6 @@ void write_plot(const ir::Graph& g, const plan::Plan& p, const PlanArgs& a) {
   write_file_atomic(a.plot, std::as_bytes(std::span<const char>(svg.data(), svg.size())));
 }
 
-// The named device profile of the GPU in use (src/sim/device_profile.cpp), or "host".
-std::string profile_of(const runtime::CudaDeviceInfo& gpu) {
-  std::string n = gpu.name;
-  for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (n.find("h200") != std::string::npos) return "h200";
-  if (n.find("h100") != std::string::npos) return "h100-80gb";
-  if (n.find("a100") != std::string::npos) return gpu.total_bytes > (48ull << 30) ? "a100-80gb" : "a100-40gb";
-  if (n.find("v100") != std::string::npos) return gpu.total_bytes > (20ull << 30) ? "v100-32gb" : "v100-16gb";
-  return "host";
-}
-
 // Recomputed FLOPs as a share of the step without them.
 double extra_percent(const plan::Plan& p) {
   return 100.0 * p.stats.extra_flops / std::max(1.0, p.stats.flops - p.stats.extra_flops);
@@ -88,28 +78,15 @@ std::string fixed(double v, int digits) {
 }
 
 int run(const PlanArgs& a) {
-  ir::Graph g = models::build_model(a.model.model, a.model.config(true));
-  ir::TrainOptions opt;
-  opt.optimizer = a.model.parsed_optimizer();
-  ir::build_training_graph(g, opt);
-  // --device cpu | cuda picks the backend whose kernel workspaces are planned (cuDNN's
-  // differ from oneDNN's) and its device profile; any other name is a profile, with
-  // the cpu backend's kernels.
-  const bool cuda = a.device == "cuda";
-  auto be = runtime::make_backend(cuda ? runtime::DeviceKind::cuda : runtime::DeviceKind::cpu);
-  runtime::attach_workspaces(g, *be);
-  const std::string profile = a.device == "cpu" ? "host" : (cuda ? profile_of(runtime::cuda_device_info()) : a.device);
-
-  uint64_t budget = 0;
-  if (!a.budget.empty()) {
-    Budget b = parse_budget(a.budget);
-    budget = b.is_fraction ? b.resolve(plan::make_plan(g, {.policy = "default"}).device_arena) : b.bytes;
-  } else if (cuda) {
-    budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
-  }
-  plan::Plan p = plan::make_plan(g, {.policy = lossy_policy(a.policy, a.lossy), .budget = budget, .time_limit_s = a.time_limit, .lossy = !a.lossy.empty(), .device = profile});
+  const session::Session ses(a.model.session(a.device));
+  const ir::Graph& g = ses.graph();
+  uint64_t budget = ses.budget(a.budget);
+  if (a.budget.empty() && ses.cuda()) budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
+  plan::Plan p = ses.plan({.policy = lossy_policy(a.policy, a.lossy),
+                           .budget = budget,
+                           .options = {.time_limit_s = a.time_limit, .lossy = a.lossy}});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
-  const plan::InplaceStats inplace = plan::count_inplace(g, p);
+  const planners::InplaceStats inplace = planners::count_inplace(g, p);
   if (!a.plot.empty()) write_plot(g, p, a);
   if (!a.out.empty()) {
     nlohmann::json pj = plan::to_json(g, p);
@@ -117,7 +94,7 @@ int run(const PlanArgs& a) {
     pj["model"] = {{"name", a.model.model},         {"batch", a.model.batch},
                    {"image_size", a.model.image_size}, {"seq_len", a.model.seq_len},
                    {"num_classes", a.model.num_classes}, {"optimizer", a.model.optimizer},
-                   {"device", profile}, {"backend", cuda ? "cuda" : "cpu"}};
+                   {"device", ses.profile_name()}, {"backend", ses.cuda() ? "cuda" : "cpu"}};
     const std::string text = pj.dump(1);
     write_file_atomic(a.out, std::as_bytes(std::span<const char>(text.data(), text.size())));
   }
@@ -126,7 +103,7 @@ int run(const PlanArgs& a) {
     j["model"] = a.model.model;
     j["batch"] = a.model.batch;
     j["arena_over_max_live"] = ratio;
-    if (const plan::CompressionSummary cs = plan::summarize_compression(g, p); cs.stashes + cs.swaps > 0)
+    if (const planners::CompressionSummary cs = planners::summarize_compression(g, p); cs.stashes + cs.swaps > 0)
       j["encoded"] = {{"stashes", cs.stashes}, {"swaps", cs.swaps}, {"raw", cs.raw}, {"reserved", cs.reserved}, {"codecs", cs.codecs}};
     j["inplace_writes"] = inplace.writes;
     j["inplace_bytes"] = inplace.bytes;
@@ -156,7 +133,7 @@ int run(const PlanArgs& a) {
     t.add_row({"extra FLOPs (recomputation)", human_count(static_cast<uint64_t>(p.stats.extra_flops)),
                fixed(extra_percent(p), 2) + "% of the step's " + human_count(static_cast<uint64_t>(p.stats.flops - p.stats.extra_flops))});
   if (p.host_arena) t.add_row({"host arena", human_bytes(p.host_arena), "swapped bytes"});
-  if (const plan::CompressionSummary cs = plan::summarize_compression(g, p); cs.stashes + cs.swaps > 0)
+  if (const planners::CompressionSummary cs = planners::summarize_compression(g, p); cs.stashes + cs.swaps > 0)
     t.add_row({"encoded tensors (reserved)", human_bytes(cs.reserved),
                human_bytes(cs.raw) + " raw: " + cs.codecs + (cs.swaps ? " (swaps: real size at run time)" : "")});
   std::cout << t.str();
@@ -183,7 +160,7 @@ std::function<int()> add_plan(CLI::App& app) {
   auto a = std::make_shared<PlanArgs>();
   a->model.add(*cmd, 64);
   std::string policies;
-  for (const auto& p : plan::known_policies()) policies += (policies.empty() ? "" : " | ") + p.name;
+  for (const auto& p : planners::policies()) policies += (policies.empty() ? "" : " | ") + p.name;
   cmd->add_option("--policy,-p", a->policy, policies)->capture_default_str();
   cmd->add_flag("--lossy{fp16}", a->lossy,
                 "with --policy compress: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "

@@ -13,7 +13,7 @@
 
 #include "cli/commands.h"
 #include "plan/json.h"
-#include "plan/planner.h"
+#include "session/session.h"
 #include "runtime/backend.h"
 #include "runtime/executor.h"
 #include "sim/cost_model.h"
@@ -78,21 +78,19 @@ int run(const SimulateArgs& a) {
     throw Error("plan '", a.plan, "' is not valid JSON: ", e.what());
   }
   const ModelArgs m = model_from_header(j, a.plan);
-  ir::Graph g = models::build_model(m.model, m.config(true));
-  ir::TrainOptions opt;
-  opt.optimizer = m.parsed_optimizer();
-  ir::build_training_graph(g, opt);
-  auto be = runtime::make_cpu_backend({.threads = a.threads});
-  runtime::attach_workspaces(g, *be);
+  // The cpu backend's kernels (Note [Devices]), on the profile simulated.
+  const session::Session ses(m.session(a.device == "cuda" ? "cpu" : a.device, a.threads));
+  const ir::Graph& g = ses.graph();
+  runtime::Backend& be = ses.backend();
   plan::Plan p = plan::from_json(g, j, a.plan);
   plan::validate(g, p);
 
-  const sim::DeviceProfile dev = sim::device_profile(a.device);
-  sim::CostModel cm = sim::roofline_cost_model(g, dev);
+  const sim::DeviceProfile& dev = ses.profile();
+  sim::CostModel cm = ses.cost_model();
   double measured_step = -1;
   if (a.measure > 0) {
     // Capuchin-style: time the plan itself, then predict from its kernel times.
-    runtime::Executor ex(g, p, *be, {.time_instructions = true});
+    runtime::Executor ex(g, p, be, {.time_instructions = true});
     std::vector<std::vector<double>> per_instr(p.program.size());
     std::vector<double> steps;
     for (int s = 0; s <= a.measure; ++s) {
@@ -112,7 +110,7 @@ int run(const SimulateArgs& a) {
   }
   const sim::SimResult r = sim::simulate(g, p, cm);
   // The unmanaged run of the same graph on the same cost model, for reference.
-  const plan::Plan unmanaged = plan::make_plan(g, {.policy = "default"});
+  const plan::Plan unmanaged = ses.plan({.policy = "default"});
   const sim::SimResult ru = sim::simulate(g, unmanaged, cm, {.record_memory = false});
   if (!a.trace.empty()) sim::write_chrome_trace(a.trace, g, p, r);
 

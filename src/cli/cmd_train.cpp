@@ -62,6 +62,7 @@ int run(TrainArgs& a) {
   c.optim.lr = a.lr > 0 ? a.lr : (c.optim.optimizer == ir::Optimizer::adam ? 1e-3 : 0.01);
   if (a.lr == 0 || (a.lr < 0 && a.lr != -1)) throw Error("--lr must be positive, got ", a.lr);
   c.policy = lossy_policy(c.policy, a.lossy);
+  c.plan_options.lossy = a.lossy;
   train::Trainer t(c);
   const plan::Plan& p = t.plan();
   std::ostream* log = a.json ? nullptr : &std::cerr;
@@ -130,7 +131,10 @@ std::function<int()> add_train(CLI::App& app) {
   cmd->add_option("--momentum", c.optim.momentum, "sgd momentum")->capture_default_str();
   cmd->add_option("--weight-decay", c.optim.weight_decay, "L2 weight decay")->capture_default_str();
   cmd->add_option("--threads", c.threads, "compute threads (0: default)")->capture_default_str();
-  cmd->add_option("--device", c.device, "cpu (oneDNN) | cuda (an NVIDIA GPU: cuDNN, cuBLAS)")->capture_default_str();
+  cmd->add_option("--device", c.device,
+                  "cpu (oneDNN) | cuda (an NVIDIA GPU: cuDNN, cuBLAS) | a device profile the plan is made for, run on "
+                  "the cpu backend (v100-16gb, h100-80gb, file.json), as 'dlmem plan --device'")
+      ->capture_default_str();
   cmd->add_option("--seed", c.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
   cmd->add_option("--save", c.save, "write a checkpoint after training (atomically)");
   cmd->add_option("--resume", c.resume, "start from a checkpoint");

@@ -7,6 +7,7 @@
 
 #include "ir/autodiff.h"
 #include "models/zoo.h"
+#include "session/session.h"
 
 namespace dlmem::cli {
 
@@ -21,6 +22,8 @@ struct ModelArgs {
   void add(CLI::App& app, int64_t default_batch);
   models::ModelConfig config(bool training = true) const;
   ir::Optimizer parsed_optimizer() const;
+  // The session of a training graph with this optimizer (session/session.h, Note [Devices]).
+  session::SessionOptions session(const std::string& device, int threads = 0) const;
 };
 
 // --lossy[=CODEC] (plan, train): the policy that stashes feature maps in CODEC, or

@@ -34,4 +34,10 @@ ir::Optimizer ModelArgs::parsed_optimizer() const {
   throw Error("unknown --optimizer '", optimizer, "'; use sgd, adam or none");
 }
 
+session::SessionOptions ModelArgs::session(const std::string& device, int threads) const {
+  session::SessionOptions o{.model = model, .config = config(true), .device = device, .threads = threads};
+  o.train.optimizer = parsed_optimizer();
+  return o;
+}
+
 }  // namespace dlmem::cli

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "plan/planner.h"
+#include "planners/planner.h"
 #include "train/batch_iterator.h"
 #include "train/checkpoint.h"
 #include "train/fashion_mnist.h"
@@ -99,7 +99,7 @@ FineTuner::FineTuner(const std::string& model, models::ModelConfig mc, const tra
   }
   runtime::attach_workspaces(*graph_, *backend_);
   graph_->verify();
-  plan_ = std::make_unique<plan::Plan>(plan::make_plan(*graph_, {.policy = "default"}));
+  plan_ = std::make_unique<plan::Plan>(planners::make_plan(*graph_, {.policy = "default"}));
   exec_ = std::make_unique<runtime::Executor>(*graph_, *plan_, *backend_);
   batches_ = std::make_unique<train::BatchIterator>(
       data, train::BatchOptions{.batch_size = opt_.batch, .shuffle = true, .seed = opt_.seed, .drop_last = true});

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include "plan/planner.h"
-#include "plan/share/placement.h"
+#include "planners/planner.h"
+#include "plan/placement.h"
 #include "train/batch_iterator.h"
 #include "util/error.h"
 #include "util/progress_bar.h"
@@ -13,12 +13,7 @@ namespace dlmem::deploy {
 
 namespace {
 
-std::string pick_policy(const std::string& asked) {
-  if (!asked.empty()) return asked;
-  for (const plan::PolicyInfo& p : plan::known_policies())
-    if (p.name == "share") return "share";
-  return "default";
-}
+std::string pick_policy(const std::string& asked) { return asked.empty() ? "share" : asked; }
 
 InferenceMemory memory_of(const plan::Plan& p) {
   InferenceMemory m;
@@ -55,7 +50,7 @@ InferenceSession::InferenceSession(const std::string& model, models::ModelConfig
     throw Error("model '", model, "' reads token ids; inference here supports image models");
   runtime::attach_workspaces(*graph_, *backend_);
   graph_->verify();
-  plan_ = std::make_unique<plan::Plan>(plan::make_plan(*graph_, {.policy = pick_policy(opt_.policy)}));
+  plan_ = std::make_unique<plan::Plan>(planners::make_plan(*graph_, {.policy = pick_policy(opt_.policy)}));
   exec_ = std::make_unique<runtime::Executor>(*graph_, *plan_, *backend_);
   memory_ = memory_of(*plan_);
 }

@@ -35,7 +35,7 @@ namespace dlmem::deploy {
 struct InferenceOptions {
   int64_t batch = 100;
   int threads = 0;
-  std::string policy;  // "": "share" when the planner has it, else "default"
+  std::string policy;  // "": "share"
 };
 
 struct InferenceMemory {

@@ -29,6 +29,13 @@ BufferId Plan::add_buffer(ir::ValueId value, ir::Role role, uint64_t bytes, Spac
   return b.id;
 }
 
+std::vector<ir::NodeId> schedule_of(const Plan& p) {
+  std::vector<ir::NodeId> order;
+  for (const Instr& in : p.program)
+    if (in.kind == InstrKind::compute && !in.recompute) order.push_back(in.node);
+  return order;
+}
+
 void compute_lifetimes(Plan& p) {
   const int n = static_cast<int>(p.program.size());
   for (Buffer& b : p.buffers) {

@@ -107,6 +107,10 @@ void compute_stats(const ir::Graph&, Plan&);
 // the memory-over-time picture (`dlmem plan --plot`).
 std::vector<analysis::RoleBytes> resident_by_role(const Plan&);
 
+// The nodes in the order the program first computes them (recomputations apart): the
+// schedule a plan was made over.
+std::vector<ir::NodeId> schedule_of(const Plan&);
+
 struct DefaultPlanOptions {
   uint64_t budget = 0;
 };

@@ -47,19 +47,12 @@ std::pair<int64_t, int64_t> count_correct(const std::vector<float>& logits, cons
   return {correct, std::min(rows, valid_rows)};
 }
 
-uint64_t plan_need(const ir::Graph& g, const std::string& policy) {
-  return plan::make_plan(g, {.policy = policy}).device_arena;
-}
-
-std::unique_ptr<ir::Graph> build_training(const TrainConfig& c, runtime::Backend& be) {
-  models::ModelConfig mc = c.model_config;
-  mc.batch = c.batch;
-  mc.training = true;
-  auto g = std::make_unique<ir::Graph>(models::build_model(c.model, mc));
-  ir::build_training_graph(*g, c.optim);
-  runtime::attach_workspaces(*g, be);
-  g->verify();
-  return g;
+session::SessionOptions session_options(const TrainConfig& c, bool training) {
+  session::SessionOptions o{.model = c.model, .config = c.model_config, .train = c.optim, .device = c.device,
+                            .threads = c.threads};
+  o.config.batch = c.batch;
+  o.config.training = training;
+  return o;
 }
 
 }  // namespace
@@ -68,19 +61,14 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
   if (cfg_.batch <= 0) throw Error("--batch must be positive, got ", cfg_.batch);
   if (cfg_.epochs < 0) throw Error("--epochs must be non-negative, got ", cfg_.epochs);
   if (cfg_.threads < 0) throw Error("--threads must be 0 (default) or positive, got ", cfg_.threads);
-  const runtime::DeviceKind device = runtime::parse_device(cfg_.device);
-  backend_ = runtime::make_backend(device, cfg_.threads);
-  graph_ = build_training(cfg_, *backend_);
-  token_model_ = !reads_images(*graph_);
+  session_ = std::make_unique<session::Session>(session_options(cfg_, true));
+  token_model_ = !reads_images(graph());
 
   // The budget: bytes, or a fraction of what the default plan needs.
-  uint64_t budget = 0;
-  if (!cfg_.budget.empty()) {
-    Budget b = parse_budget(cfg_.budget);
-    budget = b.is_fraction ? b.resolve(plan_need(*graph_, "default")) : b.bytes;
-  }
-  plan_ = std::make_unique<plan::Plan>(plan::make_plan(*graph_, {.policy = cfg_.policy, .budget = budget}));
-  if (device == runtime::DeviceKind::cuda) {
+  const uint64_t budget = session_->budget(cfg_.budget);
+  plan_ = std::make_unique<plan::Plan>(
+      session_->plan({.policy = cfg_.policy, .budget = budget, .options = cfg_.plan_options}));
+  if (session_->cuda()) {
     // A GPU has the memory it has: say so before cudaMalloc does.
     const runtime::CudaDeviceInfo gpu = runtime::cuda_device_info();
     const uint64_t need = budget ? budget : plan_->device_arena;
@@ -97,20 +85,20 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
   const uint64_t capacity = alloc == runtime::AllocatorKind::pool && budget == 0
                                 ? plan_->stats.no_reuse + plan_->buffers.size() * 512 + (2u << 20)
                                 : 0;
-  exec_ = std::make_unique<runtime::Executor>(*graph_, *plan_, *backend_,
+  exec_ = std::make_unique<runtime::Executor>(graph(), *plan_, session_->backend(),
                                               runtime::ExecOptions{.capacity = capacity,
                                                                    .poison_freed = cfg_.poison_freed,
                                                                    .time_instructions = cfg_.profile,
                                                                    .allocator = alloc});
-  node_seconds_.assign(static_cast<size_t>(graph_->num_nodes()), 0.0);
-  init_weights(*exec_, *graph_, cfg_.seed);
+  node_seconds_.assign(static_cast<size_t>(graph().num_nodes()), 0.0);
+  init_weights(*exec_, graph(), cfg_.seed);
 
   // Data.
   std::string ds = cfg_.dataset;
   if (ds == "auto") ds = token_model_ ? "synthetic" : "fashion-mnist";
   if (ds == "fashion-mnist") {
     if (token_model_) throw Error("model '", cfg_.model, "' reads tokens; use --dataset synthetic");
-    const ir::Shape& in = graph_->value(graph_->find("input")).type.shape;
+    const ir::Shape& in = graph().value(graph().find("input")).type.shape;
     if (!(in.size() == 4 && in[1] == 1 && in[2] == 28 && in[3] == 28))
       throw Error("model '", cfg_.model, "' takes input ", ir::shape_str(in),
                   ", Fashion-MNIST is [N,1,28,28]; use --dataset synthetic, or a 28x28 model (lenet5, lenet-300-100, mlp)");
@@ -119,8 +107,8 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
     if (cfg_.evaluate) test_data_ = std::make_unique<FashionMnist>(dir, Split::Test);
   } else if (ds == "synthetic") {
     if (!token_model_) {
-      const ir::Shape& in = graph_->value(graph_->find("input")).type.shape;
-      const ir::Shape& logits = graph_->value(graph_->outputs.at(0)).type.shape;
+      const ir::Shape& in = graph().value(graph().find("input")).type.shape;
+      const ir::Shape& logits = graph().value(graph().outputs.at(0)).type.shape;
       std::vector<int64_t> sample(in.begin() + 1, in.end());
       train_data_ = std::make_unique<SyntheticDataset>(sample, logits.back(), cfg_.synthetic_size, cfg_.seed);
       if (cfg_.evaluate)
@@ -205,13 +193,13 @@ bool Trainer::next_batch(Batch& b) {
 float Trainer::step() {
   Batch b;
   if (token_model_) {
-    last_labels_ = load_tokens(*exec_, *graph_, cfg_.seed * 1000003 + step_);
+    last_labels_ = load_tokens(*exec_, graph(), cfg_.seed * 1000003 + step_);
   } else {
     if (!batches_->next(b)) {
       batches_->reset(++epoch_);
       batches_->next(b);
     }
-    load_batch(b, *exec_, *graph_);
+    load_batch(b, *exec_, graph());
     last_labels_ = b.labels;
   }
   exec_->run_step(step_++);
@@ -222,25 +210,21 @@ float Trainer::step() {
       if (in.kind == plan::InstrKind::compute) node_seconds_[static_cast<size_t>(in.node)] += secs[i];
     }
   }
-  const float loss = exec_->read_f32(graph_->loss)[0];
+  const float loss = exec_->read_f32(graph().loss)[0];
   if (!std::isfinite(loss)) throw Error("the loss became ", loss, " at step ", step_, "; try a smaller --lr");
   return loss;
 }
 
 double Trainer::evaluate() {
   if (!eval_exec_) {
-    models::ModelConfig mc = cfg_.model_config;
-    mc.batch = cfg_.batch;
-    mc.training = false;
-    eval_graph_ = std::make_unique<ir::Graph>(models::build_model(cfg_.model, mc));
-    runtime::attach_workspaces(*eval_graph_, *backend_);
-    eval_plan_ = std::make_unique<plan::Plan>(plan::make_plan(*eval_graph_, {.policy = "default"}));
-    eval_exec_ = std::make_unique<runtime::Executor>(*eval_graph_, *eval_plan_, *backend_);
+    eval_graph_ = std::make_unique<ir::Graph>(session::build_graph(session_options(cfg_, false), &session_->backend()));
+    eval_plan_ = std::make_unique<plan::Plan>(planners::make_plan(*eval_graph_, {.policy = "default"}));
+    eval_exec_ = std::make_unique<runtime::Executor>(*eval_graph_, *eval_plan_, session_->backend());
   }
   // The inference graph's weights (running statistics included) are the training ones.
   for (const ir::Value& v : eval_graph_->values()) {
     if (v.role != ir::Role::weight) continue;
-    const ValueId src = graph_->find(v.name);
+    const ValueId src = graph().find(v.name);
     if (src == ir::kNoValue) throw InternalError("inference graph weight " + v.name + " missing in training graph");
     eval_exec_->write_f32(v.id, exec_->read_f32(src));
   }
@@ -295,7 +279,7 @@ TrainResult Trainer::run(std::ostream* log) {
       const float loss = step();
       r.losses.push_back(loss);
       loss_sum += loss;
-      const ir::Graph& g = *graph_;
+      const ir::Graph& g = graph();
       if (exec_->is_bound(g.outputs.at(0))) {
         auto [c, n] = count_correct(exec_->read_f32(g.outputs.at(0)), last_labels_, INT64_MAX);
         correct += c;
@@ -335,7 +319,7 @@ TrainResult Trainer::run(std::ostream* log) {
 
 std::map<std::string, std::vector<float>> Trainer::state() const {
   std::map<std::string, std::vector<float>> s;
-  for (const ir::Value& v : graph_->values())
+  for (const ir::Value& v : graph().values())
     if ((v.role == ir::Role::weight || v.role == ir::Role::optimizer_state) && exec_->is_bound(v.id))
       s[v.name] = exec_->read_f32(v.id);
   return s;
@@ -348,7 +332,7 @@ void Trainer::save(const std::string& path) const {
   ck.epoch = epoch_;
   ck.optimizer = std::string(ir::optimizer_name(cfg_.optim.optimizer));
   ck.meta = {{"batch", cfg_.batch}, {"seed", cfg_.seed}};
-  for (const ir::Value& v : graph_->values()) {
+  for (const ir::Value& v : graph().values()) {
     if ((v.role != ir::Role::weight && v.role != ir::Role::optimizer_state) || !exec_->is_bound(v.id)) continue;
     auto data = exec_->read_f32(v.id);
     ck.tensors.push_back(make_checkpoint_tensor(v.name, v.type.shape, std::span<const float>(data)));
@@ -360,7 +344,7 @@ void Trainer::resume(const std::string& path) {
   Checkpoint ck = load_checkpoint(path);
   if (ck.model != cfg_.model)
     throw Error("checkpoint '", path, "' is of model '", ck.model, "', not '", cfg_.model, "'");
-  for (const ir::Value& v : graph_->values()) {
+  for (const ir::Value& v : graph().values()) {
     if ((v.role != ir::Role::weight && v.role != ir::Role::optimizer_state) || !exec_->is_bound(v.id)) continue;
     const CheckpointTensor* t = ck.find(v.name);
     if (!t)

@@ -15,7 +15,8 @@
 
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/planner.h"
+#include "planners/planner.h"
+#include "session/session.h"
 #include "runtime/executor.h"
 #include "train/dataset.h"
 
@@ -32,9 +33,10 @@ struct TrainConfig {
   int64_t synthetic_size = 2048;         // samples of a synthetic dataset
   std::string budget;                    // "", "64MiB", "40%" (of the default plan's need)
   std::string policy = "default";
+  planners::PlanOptions plan_options;    // time limit, --lossy, placement
   ir::TrainOptions optim;
   int threads = 0;
-  std::string device = "cpu";            // cpu | cuda (runtime::parse_device)
+  std::string device = "cpu";            // cpu | cuda | a device profile (session/session.h, Note [Devices])
   uint64_t seed = 42;
   std::string save;                      // checkpoint written after training
   std::string resume;                    // checkpoint to start from
@@ -80,7 +82,8 @@ class Trainer {
   // Every weight and optimizer state, by name (tests compare runs with this).
   std::map<std::string, std::vector<float>> state() const;
 
-  const ir::Graph& graph() const { return *graph_; }
+  const ir::Graph& graph() const { return session_->graph(); }
+  const session::Session& session() const { return *session_; }
   const plan::Plan& plan() const { return *plan_; }
   const runtime::Executor& executor() const { return *exec_; }
   uint64_t steps_done() const { return step_; }
@@ -94,8 +97,7 @@ class Trainer {
   bool next_batch(Batch& b);
 
   TrainConfig cfg_;
-  std::unique_ptr<runtime::Backend> backend_;
-  std::unique_ptr<ir::Graph> graph_;
+  std::unique_ptr<session::Session> session_;  // graph, backend, cost model
   std::unique_ptr<plan::Plan> plan_;
   std::unique_ptr<runtime::Executor> exec_;
   std::unique_ptr<Dataset> train_data_, test_data_;

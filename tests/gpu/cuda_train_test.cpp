@@ -10,7 +10,8 @@
 #include "gpu/gpu_test_util.h"
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/planner.h"
+#include "planners/planner.h"
+#include "planners/registry.h"
 #include "runtime/executor.h"
 #include "train/init.h"
 #include "train/trainer.h"
@@ -65,7 +66,7 @@ std::map<std::string, std::vector<float>> gradients(const Model& m, runtime::Dev
   for (const auto& p : params) g.outputs.push_back(p.grad);
   auto be = runtime::make_backend(device, 2);
   runtime::attach_workspaces(g, *be);
-  const plan::Plan p = plan::make_plan(g, {});
+  const plan::Plan p = planners::make_plan(g, {});
   runtime::Executor ex(g, p, *be);
   train::init_weights(ex, g, 7);
   std::mt19937 rng(11);
@@ -129,13 +130,6 @@ train::TrainConfig config(const std::string& model, const std::string& policy, c
   return c;
 }
 
-// "compress:fp16" and the like name a lossy codec: the opt-in to reduced precision.
-bool lossy(const std::string& policy) {
-  const size_t colon = policy.rfind(':');
-  const codec::Codec* c = colon == std::string::npos ? nullptr : codec::find(policy.substr(colon + 1));
-  return c && c->preserves() == codec::Preserves::approximate;
-}
-
 // Every lossless policy of the table against the unmanaged
 // run, on the GPU: a budget of 70% of the default plan's need, or none when the policy
 // cannot reach it.
@@ -145,8 +139,8 @@ TEST(CudaTrain, LosslessPoliciesAreBitIdenticalToDefault) {
     train::Trainer base(config(model, "default", ""));
     const train::TrainResult want = base.run(nullptr);
     const auto want_state = base.state();
-    for (const plan::PolicyInfo& pi : plan::known_policies()) {
-      if (pi.name == "default" || lossy(pi.name)) continue;
+    for (const planners::Policy& pi : planners::policies()) {
+      if (pi.name == "default" || pi.lossy) continue;
       SCOPED_TRACE(std::string(model) + " " + pi.name);
       std::unique_ptr<train::Trainer> t;
       std::string budget = "70%";

@@ -16,7 +16,7 @@
 
 #include "ir/autodiff.h"
 #include "ir/builder.h"
-#include "plan/planner.h"
+#include "planners/planner.h"
 #include "runtime/backend.h"
 #include "runtime/executor.h"
 #include "train/init.h"
@@ -56,7 +56,7 @@ void check(const Case& c) {
   for (const auto& p : params) g.outputs.push_back(p.grad);  // keep the gradients readable
   auto be = runtime::make_cpu_backend({.threads = 2});
   runtime::attach_workspaces(g, *be);
-  plan::Plan p = plan::make_plan(g, {});
+  plan::Plan p = planners::make_plan(g, {});
   runtime::Executor ex(g, p, *be);
   train::init_weights(ex, g, 11);
 

@@ -5,7 +5,7 @@
 #include "ir/autodiff.h"
 #include "models/zoo.h"
 #include "plan/json.h"
-#include "plan/planner.h"
+#include "planners/planner.h"
 #include "util/error.h"
 
 namespace dlmem::plan {
@@ -59,7 +59,7 @@ TEST(PlanJson, RoundTripsEveryPolicy) {
   const ir::Graph g = lenet(16);
   for (const char* policy : {"default", "swap:vdnn-all", "swap:tensor"}) {
     SCOPED_TRACE(policy);
-    const Plan p = make_plan(g, {.policy = policy});
+    const Plan p = planners::make_plan(g, {.policy = policy});
     const nlohmann::json j = to_json(g, p);
     const Plan q = from_json(g, nlohmann::json::parse(j.dump()));
     expect_same(p, q);
@@ -80,7 +80,7 @@ void expect_error(const ir::Graph& g, const nlohmann::json& j, const std::string
 
 TEST(PlanJson, BadFilesNameTheProblem) {
   const ir::Graph g = lenet(16);
-  const nlohmann::json good = to_json(g, make_plan(g, {.policy = "swap:vdnn-conv"}));
+  const nlohmann::json good = to_json(g, planners::make_plan(g, {.policy = "swap:vdnn-conv"}));
   expect_error(g, nlohmann::json::array(), "dlmem-plan");
   {
     auto j = good;

@@ -4,7 +4,7 @@
 #include "analysis/liveness.h"
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/planner.h"
+#include "planners/planner.h"
 #include "util/error.h"
 
 namespace dlmem::plan {
@@ -25,7 +25,7 @@ TEST(DefaultPlan, ValidForEveryZooModel) {
     SCOPED_TRACE(m.name);
     const bool tokens = m.name.find("bert") == 0 || m.name.find("gpt2") == 0;
     ir::Graph g = training(m.name.c_str(), 2, 0, tokens ? 16 : 0);
-    Plan p = make_plan(g, {});
+    Plan p = planners::make_plan(g, {});
     EXPECT_NO_THROW(validate(g, p));
     EXPECT_GE(p.device_arena, p.stats.peak_device);
     EXPECT_LE(p.stats.peak_device, p.stats.no_reuse);
@@ -36,13 +36,13 @@ TEST(DefaultPlan, ValidForEveryZooModel) {
 TEST(DefaultPlan, PeakEqualsAnalysisMaxLive) {
   ir::Graph g = training("resnet18", 4, 64);
   analysis::Liveness L = analysis::compute_liveness(g, analysis::default_schedule(g));
-  Plan p = make_plan(g, {});
+  Plan p = planners::make_plan(g, {});
   EXPECT_EQ(p.stats.peak_device, analysis::memory_report(g, L).free_at_last_use);
 }
 
 TEST(Validate, CatchesReadAfterFree) {
   ir::Graph g = training("lenet5", 2);
-  Plan p = make_plan(g, {});
+  Plan p = planners::make_plan(g, {});
   // Move the first Free one instruction earlier than the read it follows.
   for (size_t i = 1; i < p.program.size(); ++i) {
     if (p.program[i].kind == InstrKind::free) {
@@ -56,7 +56,7 @@ TEST(Validate, CatchesReadAfterFree) {
 
 TEST(Validate, CatchesOverlappingBuffers) {
   ir::Graph g = training("lenet5", 2);
-  Plan p = make_plan(g, {});
+  Plan p = planners::make_plan(g, {});
   // Two weights are resident together: put them at the same offset.
   std::vector<Buffer*> w;
   for (Buffer& b : p.buffers)
@@ -68,7 +68,7 @@ TEST(Validate, CatchesOverlappingBuffers) {
 
 TEST(Validate, CatchesMisalignedAndOutOfArena) {
   ir::Graph g = training("lenet5", 2);
-  Plan p = make_plan(g, {});
+  Plan p = planners::make_plan(g, {});
   Plan q = p;
   q.buffers[0].offset += 4;
   EXPECT_THROW(validate(g, q), InternalError);
@@ -79,7 +79,7 @@ TEST(Validate, CatchesMisalignedAndOutOfArena) {
 
 TEST(Validate, NodeNeverComputedOrTwice) {
   ir::Graph g = training("lenet5", 2);
-  Plan p = make_plan(g, {});
+  Plan p = planners::make_plan(g, {});
   Plan q = p;
   q.program.push_back(q.program.front());  // a forward node run twice, not as a recomputation
   compute_lifetimes(q);
@@ -88,21 +88,21 @@ TEST(Validate, NodeNeverComputedOrTwice) {
 
 TEST(Budget, TooSmallNamesTheSmallestReachable) {
   ir::Graph g = training("lenet5", 64);
-  Plan full = make_plan(g, {});
+  Plan full = planners::make_plan(g, {});
   try {
-    make_plan(g, {.budget = full.device_arena / 2});
+    planners::make_plan(g, {.budget = full.device_arena / 2});
     FAIL() << "expected OutOfMemory";
   } catch (const OutOfMemory& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("smallest budget"), std::string::npos) << m;
   }
-  EXPECT_NO_THROW(make_plan(g, {.budget = full.device_arena}));
+  EXPECT_NO_THROW(planners::make_plan(g, {.budget = full.device_arena}));
 }
 
 TEST(Policies, UnknownPolicyListsKnownOnes) {
   ir::Graph g = training("lenet5", 2);
   try {
-    make_plan(g, {.policy = "magic"});
+    planners::make_plan(g, {.policy = "magic"});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("default"), std::string::npos);

@@ -5,7 +5,7 @@
 
 #include "ir/autodiff.h"
 #include "models/zoo.h"
-#include "plan/planner.h"
+#include "planners/planner.h"
 #include "runtime/backend.h"
 #include "runtime/executor.h"
 #include "train/trainer.h"
@@ -63,7 +63,7 @@ TEST(Executor, CapacityBelowTheArenaIsOutOfMemory) {
   ir::Graph g = models::build_model("lenet5", {.batch = 4});
   ir::build_training_graph(g, {});
   auto be = make_cpu_backend();
-  plan::Plan p = plan::make_plan(g, {});
+  plan::Plan p = planners::make_plan(g, {});
   try {
     Executor ex(g, p, *be, ExecOptions{.capacity = p.device_arena - 64});
     FAIL() << "expected OutOfMemory";
@@ -78,7 +78,7 @@ TEST(Executor, WriteAndReadCheckSizesAndBindings) {
   ir::Graph g = models::build_model("lenet5", {.batch = 2});
   ir::build_training_graph(g, {});
   auto be = make_cpu_backend();
-  plan::Plan p = plan::make_plan(g, {});
+  plan::Plan p = planners::make_plan(g, {});
   Executor ex(g, p, *be);
   const ir::ValueId w = g.find("fc2.bias");
   std::vector<float> ten(10, 1.5f), nine(9, 0.0f);

@@ -1,0 +1,316 @@
+#include "plan/placement.h"
+
+#include <algorithm>
+#include <bit>
+#include <numeric>
+#include <random>
+
+#include "util/error.h"
+
+namespace dlmem::plan {
+
+std::string_view place_algo_name(PlaceAlgo a) {
+  switch (a) {
+    case PlaceAlgo::greedy_by_size: return "greedy-by-size";
+    case PlaceAlgo::greedy_by_breadth: return "greedy-by-breadth";
+    case PlaceAlgo::first_fit: return "first-fit";
+    case PlaceAlgo::hill_climb: return "hill-climb";
+    case PlaceAlgo::best: return "best";
+  }
+  return "?";
+}
+
+uint64_t max_live(const std::vector<Interval>& iv) {
+  std::vector<std::pair<int, int64_t>> ev;
+  ev.reserve(iv.size() * 2);
+  for (const Interval& i : iv) {
+    if (i.begin >= i.end || i.bytes == 0) continue;
+    ev.emplace_back(i.begin, static_cast<int64_t>(align_up(i.bytes)));
+    ev.emplace_back(i.end, -static_cast<int64_t>(align_up(i.bytes)));
+  }
+  // At equal positions, ends (negative) come first: [a, b) and [b, c) do not overlap.
+  std::sort(ev.begin(), ev.end());
+  int64_t cur = 0, best = 0;
+  for (auto& e : ev) {
+    cur += e.second;
+    best = std::max(best, cur);
+  }
+  return static_cast<uint64_t>(best);
+}
+
+namespace {
+
+bool occupies(const Interval& i) { return i.begin < i.end && i.bytes > 0; }
+
+// A placed interval: addresses [off, top), program positions [begin, end).
+struct Slot {
+  uint64_t off;
+  uint64_t top;
+  int begin;
+  int end;
+};
+
+// Places the intervals `order` (all occupying) one after the other above `base`.
+// The placed ones are kept in a vector sorted by offset; for each new interval the
+// gaps between placed intervals that overlap it in time are the candidates: best fit
+// takes the smallest gap that holds it (TFLite's greedy-by-size rule), first fit the
+// lowest. Without a gap it goes on top of the highest overlapping one.
+//
+// Cost: O(n) per interval (one pass over the placed ones, one insertion), O(n^2) in
+// all -- but intervals that span the whole program never enter here (see
+// place_intervals), and with `drop_expired` (intervals come in order of begin) placed
+// intervals that ended before the current one begins are dropped for good, so the
+// pass is over the live ones only.
+//
+// Returns the work done: the number of placed intervals looked at.
+uint64_t place_in_order(const std::vector<Interval>& iv, const std::vector<uint32_t>& order, bool best_fit,
+                        bool drop_expired, uint64_t base, Placement& pl) {
+  std::vector<Slot> placed;
+  placed.reserve(order.size());
+  uint64_t steps = 0;
+  for (uint32_t idx : order) {
+    steps += placed.size();
+    const Interval& cur = iv[idx];
+    const uint64_t need = align_up(cur.bytes);
+    uint64_t prev_top = base;
+    uint64_t best_off = UINT64_MAX, best_gap = UINT64_MAX;
+    if (drop_expired) {
+      size_t keep = 0;
+      for (size_t k = 0; k < placed.size(); ++k) {
+        const Slot s = placed[k];
+        if (s.end <= cur.begin) continue;  // expired: every later interval begins later
+        placed[keep++] = s;
+        if (s.begin >= cur.end) continue;  // not live at the same time
+        const uint64_t gap = s.off > prev_top ? s.off - prev_top : 0;
+        if (gap >= need && (best_off == UINT64_MAX || (best_fit && gap < best_gap))) {
+          best_gap = gap;
+          best_off = prev_top;
+        }
+        prev_top = std::max(prev_top, s.top);
+      }
+      placed.resize(keep);
+    } else {
+      // The hot loop of greedy placement, written without branches on the data (the
+      // overlaps are unpredictable; conditional moves are not).
+      for (const Slot& s : placed) {
+        const bool live = s.begin < cur.end && cur.begin < s.end;
+        const uint64_t gap = s.off > prev_top ? s.off - prev_top : 0;
+        const bool better = live && gap >= need && (best_fit ? gap < best_gap : best_off == UINT64_MAX);
+        best_gap = better ? gap : best_gap;
+        best_off = better ? prev_top : best_off;
+        prev_top = live && s.top > prev_top ? s.top : prev_top;
+      }
+    }
+    if (best_off == UINT64_MAX) best_off = prev_top;
+    pl.offsets[idx] = best_off;
+    pl.size = std::max(pl.size, best_off + need);
+    const Slot slot{best_off, best_off + need, cur.begin, cur.end};
+    auto pos = std::upper_bound(placed.begin(), placed.end(), best_off,
+                                [](uint64_t off, const Slot& s) { return off < s.off; });
+    placed.insert(pos, slot);
+  }
+  return steps;
+}
+
+std::vector<uint32_t> by_size(const std::vector<Interval>& iv, const std::vector<uint32_t>& items) {
+  std::vector<uint32_t> order = items;
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    if (iv[a].bytes != iv[b].bytes) return iv[a].bytes > iv[b].bytes;
+    return iv[a].begin < iv[b].begin;
+  });
+  return order;
+}
+
+// Greedy by breadth (Pisarchyk & Lee 2020, offset calculation): visit positions from
+// the one with the most live bytes down, and at each place its not-yet-placed
+// intervals, largest first. Equivalently: each interval is taken at the widest
+// position inside its lifetime, found with a sparse table of minimum ranks (O(1) per
+// interval after O(T log T) preparation, instead of a walk over its lifetime).
+std::vector<uint32_t> by_breadth(const std::vector<Interval>& iv, const std::vector<uint32_t>& items) {
+  int horizon = 0;
+  for (uint32_t i : items) horizon = std::max(horizon, iv[i].end);
+  const size_t T = static_cast<size_t>(horizon);
+  std::vector<int64_t> delta(T + 1, 0);
+  for (uint32_t i : items) {
+    delta[static_cast<size_t>(iv[i].begin)] += static_cast<int64_t>(align_up(iv[i].bytes));
+    delta[static_cast<size_t>(iv[i].end)] -= static_cast<int64_t>(align_up(iv[i].bytes));
+  }
+  std::vector<int64_t> breadth(T, 0);
+  int64_t cur = 0;
+  for (size_t t = 0; t < T; ++t) breadth[t] = cur += delta[t];
+  // rank[t]: position of t when positions are sorted by breadth, widest first (ties:
+  // earlier position first). Smaller rank = wider.
+  std::vector<uint32_t> steps(T);
+  std::iota(steps.begin(), steps.end(), 0u);
+  std::stable_sort(steps.begin(), steps.end(), [&](uint32_t a, uint32_t b) { return breadth[a] > breadth[b]; });
+  std::vector<uint32_t> rank(T);
+  for (size_t k = 0; k < T; ++k) rank[steps[k]] = static_cast<uint32_t>(k);
+  // Sparse table of minimum rank over [t, t + 2^j).
+  std::vector<std::vector<uint32_t>> table{rank};
+  for (size_t j = 1; (size_t{1} << j) <= T; ++j) {
+    const std::vector<uint32_t>& prev = table.back();
+    const size_t half = size_t{1} << (j - 1);
+    std::vector<uint32_t> next(T - (size_t{1} << j) + 1);
+    for (size_t t = 0; t < next.size(); ++t) next[t] = std::min(prev[t], prev[t + half]);
+    table.push_back(std::move(next));
+  }
+  auto widest = [&](int b, int e) {  // min rank in [b, e), e > b
+    const size_t len = static_cast<size_t>(e - b);
+    const size_t j = static_cast<size_t>(std::bit_width(len) - 1);
+    return std::min(table[j][static_cast<size_t>(b)], table[j][static_cast<size_t>(e) - (size_t{1} << j)]);
+  };
+  // Order: by the rank of the widest position in the lifetime, then largest first.
+  std::vector<uint32_t> order = by_size(iv, items);
+  std::vector<uint32_t> at(iv.size(), 0);
+  for (uint32_t i : items) at[i] = widest(iv[i].begin, iv[i].end);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return at[a] < at[b]; });
+  return order;
+}
+
+std::vector<uint32_t> by_time(const std::vector<Interval>& iv, const std::vector<uint32_t>& items) {
+  std::vector<uint32_t> order = items;
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    if (iv[a].begin != iv[b].begin) return iv[a].begin < iv[b].begin;
+    return iv[a].bytes > iv[b].bytes;
+  });
+  return order;
+}
+
+// Intervals live over the whole program overlap every other one: in some optimal
+// placement they sit stacked at the bottom (take any placement, cut their address
+// bands out -- nothing else can use those addresses -- and put them underneath), so
+// they are stacked first, largest first, and the heuristics place the rest above.
+struct Problem {
+  Placement stacked;           // offsets of the spanning intervals, size = their total
+  std::vector<uint32_t> rest;  // the others (occupying only)
+};
+
+Problem split_spanning(const std::vector<Interval>& iv) {
+  DLMEM_CHECK(iv.size() < UINT32_MAX, "too many intervals: ", iv.size());
+  Problem pr;
+  pr.stacked.offsets.assign(iv.size(), 0);
+  int lo = INT32_MAX, hi = INT32_MIN;
+  for (const Interval& i : iv)
+    if (occupies(i)) {
+      lo = std::min(lo, i.begin);
+      hi = std::max(hi, i.end);
+    }
+  std::vector<uint32_t> spanning;
+  for (uint32_t k = 0; k < iv.size(); ++k) {
+    if (!occupies(iv[k])) continue;
+    (iv[k].begin <= lo && iv[k].end >= hi ? spanning : pr.rest).push_back(k);
+  }
+  for (uint32_t k : by_size(iv, spanning)) {
+    pr.stacked.offsets[k] = pr.stacked.size;
+    pr.stacked.size += align_up(iv[k].bytes);
+  }
+  return pr;
+}
+
+Placement place_one(const std::vector<Interval>& iv, const Problem& pr, PlaceAlgo algo, uint64_t* steps = nullptr) {
+  Placement pl = pr.stacked;
+  pl.algo = algo;
+  const uint64_t base = pr.stacked.size;
+  uint64_t work = 0;
+  switch (algo) {
+    case PlaceAlgo::greedy_by_size: work = place_in_order(iv, by_size(iv, pr.rest), true, false, base, pl); break;
+    case PlaceAlgo::greedy_by_breadth: work = place_in_order(iv, by_breadth(iv, pr.rest), true, false, base, pl); break;
+    case PlaceAlgo::first_fit: work = place_in_order(iv, by_time(iv, pr.rest), false, true, base, pl); break;
+    case PlaceAlgo::hill_climb:
+    case PlaceAlgo::best: DLMEM_CHECK(false, "place_one(", place_algo_name(algo), ")");
+  }
+  if (steps) *steps = work;
+  return pl;
+}
+
+// Work budget of the hill climb, in placed intervals looked at (about 20-40 ms). A
+// count, not a clock: the same graph always gets the same plan.
+constexpr uint64_t kClimbSteps = 8'000'000;
+
+// Hill climbing on the placement order, as TVM's unified static memory planner does
+// after its greedy passes (apache/tvm src/tir/usmp/algo/hill_climb.cc): swap two
+// intervals in the order, place again best-fit, keep the swap when the arena is no
+// larger (equal moves let it drift across plateaus), until the arena reaches the
+// max-live bound or the work budget is spent. Only for problems small enough that the
+// budget buys at least 64 placements; deterministic (a fixed-seed mt19937).
+// `start` is the placement of `order` (best fit), which took `used` steps.
+Placement hill_climb(const std::vector<Interval>& iv, const Problem& pr, std::vector<uint32_t> order,
+                     Placement start, uint64_t used, uint64_t lower) {
+  const uint64_t base = pr.stacked.size;
+  Placement best = std::move(start);
+  best.algo = PlaceAlgo::hill_climb;
+  const size_t n = order.size();
+  if (n < 2 || used * 32 > kClimbSteps) return best;
+  std::mt19937 gen(0x5eed);
+  Placement cand;
+  while (best.size > lower && used < kClimbSteps) {
+    const size_t i = gen() % n, j = gen() % n;
+    if (i == j) continue;
+    std::swap(order[i], order[j]);
+    cand = pr.stacked;
+    used += place_in_order(iv, order, true, false, base, cand) + n;
+    if (cand.size <= best.size) {
+      std::swap(best.offsets, cand.offsets);
+      best.size = cand.size;
+    } else {
+      std::swap(order[i], order[j]);
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+Placement place_intervals(const std::vector<Interval>& iv, PlaceAlgo algo) {
+  const Problem pr = split_spanning(iv);
+  if (algo != PlaceAlgo::best && algo != PlaceAlgo::hill_climb) return place_one(iv, pr, algo);
+  // The climb starts from the better of the two best-fit greedy orders.
+  uint64_t size_steps = 0, breadth_steps = 0;
+  Placement by_size_pl = place_one(iv, pr, PlaceAlgo::greedy_by_size, &size_steps);
+  Placement by_breadth_pl = place_one(iv, pr, PlaceAlgo::greedy_by_breadth, &breadth_steps);
+  const bool size_wins = by_size_pl.size <= by_breadth_pl.size;
+  Placement greedy = std::move(size_wins ? by_size_pl : by_breadth_pl);
+  const uint64_t lower = max_live(iv);
+  auto climb = [&] {
+    return hill_climb(iv, pr, size_wins ? by_size(iv, pr.rest) : by_breadth(iv, pr.rest), greedy,
+                      size_wins ? size_steps : breadth_steps, lower);
+  };
+  if (algo == PlaceAlgo::hill_climb) return climb();
+  // Best: the smallest of the three heuristics, improved by the climb when it can.
+  Placement best = greedy;
+  Placement ff = place_one(iv, pr, PlaceAlgo::first_fit);
+  if (ff.size < best.size) best = std::move(ff);
+  if (best.size > lower) {
+    Placement climbed = climb();
+    if (climbed.size < best.size) best = std::move(climbed);
+  }
+  return best;
+}
+
+std::vector<Interval> intervals(const Plan& p, Space space, std::vector<BufferId>* ids) {
+  std::vector<Interval> iv;
+  if (ids) ids->clear();
+  for (const Buffer& b : p.buffers) {
+    if (b.space != space) continue;
+    iv.push_back({b.bytes, b.begin, b.end});
+    if (ids) ids->push_back(b.id);
+  }
+  return iv;
+}
+
+void place(Plan& p, PlaceAlgo algo) {
+  for (Space space : {Space::device, Space::host}) {
+    std::vector<BufferId> ids;
+    std::vector<Interval> iv = intervals(p, space, &ids);
+    Placement pl = place_intervals(iv, algo);
+    for (size_t i = 0; i < ids.size(); ++i) p.buffers[static_cast<size_t>(ids[i])].offset = static_cast<int64_t>(pl.offsets[i]);
+    if (space == Space::device) {
+      p.device_arena = pl.size;
+      p.placement = std::string(place_algo_name(pl.algo));
+    } else {
+      p.host_arena = pl.size;
+    }
+  }
+}
+
+}  // namespace dlmem::plan

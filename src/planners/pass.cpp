@@ -1,0 +1,76 @@
+#include "planners/pass.h"
+
+#include "sim/simulator.h"
+#include "util/error.h"
+
+namespace dlmem::planners {
+
+namespace {
+// Thrown by only_if: the alternative does not apply here, and best_of passes over it.
+struct NotApplicable {};
+}  // namespace
+
+Plan run_pipeline(const PlanContext& ctx, const Pipeline& passes, Plan start) {
+  Plan p = std::move(start);
+  for (const Pass& pass : passes) p = pass(ctx, std::move(p));
+  return p;
+}
+
+PlanScore score(const PlanContext& ctx, const Plan& p) {
+  Plan placed = p;
+  place(placed, ctx.options.placement);
+  const uint64_t limit = ctx.arena_limit();
+  return {.over = limit > 0 && placed.device_arena > limit,
+          .seconds = sim::simulate(ctx.graph, p, ctx.cost, {.record_memory = false}).makespan,
+          .peak = p.stats.peak_device};
+}
+
+Pass best_of(std::vector<Pipeline> alternatives) {
+  DLMEM_CHECK(!alternatives.empty(), "best_of needs an alternative");
+  return [alts = std::move(alternatives)](const PlanContext& ctx, Plan in) {
+    std::optional<Plan> best;
+    PlanScore best_score;
+    std::optional<OutOfMemory> failure;
+    for (const Pipeline& alt : alts) {
+      // The alternatives after the first see the best of the enclosing incumbent and
+      // of what this choice has so far.
+      PlanContext inner = ctx;
+      if (best && (!inner.incumbent || best_score.better_than(*inner.incumbent))) inner.incumbent = best_score;
+      try {
+        Plan p = run_pipeline(inner, alt, in);
+        const PlanScore s = score(ctx, p);
+        if (!best || s.better_than(best_score)) {
+          best = std::move(p);
+          best_score = s;
+        }
+      } catch (const OutOfMemory& e) {
+        if (!failure) failure = e;
+      } catch (const NotApplicable&) {
+      }
+    }
+    DLMEM_CHECK(best || failure, "best_of: no alternative applies");
+    if (!best) throw *failure;
+    return std::move(*best);
+  };
+}
+
+Pass only_if(Predicate applies) {
+  return [applies = std::move(applies)](const PlanContext& ctx, Plan p) {
+    if (!applies(ctx)) throw NotApplicable{};
+    return p;
+  };
+}
+
+Predicate reorders(ScheduleFn schedule) {
+  return [schedule = std::move(schedule)](const PlanContext& ctx) { return schedule(ctx.graph) != ctx.live.order; };
+}
+
+Pass default_program(ScheduleFn schedule) {
+  return [schedule = std::move(schedule)](const PlanContext& ctx, Plan) {
+    if (!schedule) return make_default_plan(ctx.graph, ctx.live);
+    const analysis::Liveness L = analysis::compute_liveness(ctx.graph, schedule(ctx.graph));
+    return make_default_plan(ctx.graph, L);
+  };
+}
+
+}  // namespace dlmem::planners

@@ -245,6 +245,9 @@ Plan from_json(const ir::Graph& g, const nlohmann::json& j, const std::string& w
     }
   }
   compute_lifetimes(p);
+  // A file is the user's input: a plan that breaks the contract is their error, named.
+  if (const auto v = find_violation(g, p))
+    r.fail("the plan is inconsistent: ", *v, "; write it again with 'dlmem plan ... --out'");
   compute_stats(g, p);
   p.stats.lower_bound = static_cast<uint64_t>(stats.value("lower_bound", int64_t{0}));
   p.stats.plan_seconds = stats.value("plan_seconds", 0.0);

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,10 +118,18 @@ struct DefaultPlanOptions {
 // Compute in schedule order; free each buffer right after its last use.
 Plan make_default_plan(const ir::Graph&, const analysis::Liveness&, const DefaultPlanOptions& = {});
 
-// Throws dlmem::Error (a user-facing problem: over budget) or dlmem::InternalError
-// (a broken plan) with the first violation found: every compute's inputs resident
-// when read, no access to a freed buffer, no two device buffers resident at once
-// overlapping, alignment, and the arena within the budget.
+// The first violation of the plan contract, naming the instruction and the buffer (and
+// the value it holds): every compute's inputs resident when read, no access to a freed
+// buffer, copies known complete before what depends on them (Note [Copy ordering]),
+// every node computed once, alignment, arena bounds, no two device buffers resident
+// at once overlapping. std::nullopt for a valid plan. The budget is not a rule of the
+// contract: validate checks it.
+std::optional<std::string> find_violation(const ir::Graph&, const Plan&);
+
+// For plans dlmem made: dlmem::InternalError (a bug) with find_violation's answer, or
+// dlmem::OutOfMemory when the arena exceeds the plan's budget. A plan a user loads
+// from a file is checked with find_violation instead, and its violation is the user's
+// error (`dlmem simulate --plan`: exit 2).
 void validate(const ir::Graph&, const Plan&);
 
 // Bytes every placed buffer is aligned to (what oneDNN and cuDNN want).

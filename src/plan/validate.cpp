@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <array>
+#include <optional>
+#include <string>
 
 #include "plan/plan.h"
 #include "util/error.h"
@@ -8,6 +10,16 @@
 namespace dlmem::plan {
 
 namespace {
+
+// A broken rule of the plan contract, with the instruction and buffer it concerns in
+// the message. find_violation turns it into an answer; validate into an InternalError.
+struct PlanViolation {
+  std::string message;
+};
+#define PLAN_CHECK(cond, ...)                                                          \
+  do {                                                                                 \
+    if (!(cond)) throw PlanViolation{::dlmem::detail::concat(__VA_ARGS__)};            \
+  } while (0)
 
 enum class State : uint8_t { absent, resident, freed };
 
@@ -37,11 +49,11 @@ void check_copy_ordering(const ir::Graph& g, const Plan& p) {
     const Instr& in = p.program[i];
     const bool copy = in.kind == InstrKind::swap_out || in.kind == InstrKind::swap_in;
     if (in.kind == InstrKind::swap_out)
-      DLMEM_CHECK(in.stream == Stream::d2h, "swap_out ", i, " must run on the d2h stream");
+      PLAN_CHECK(in.stream == Stream::d2h, "swap_out ", i, " must run on the d2h stream");
     if (in.kind == InstrKind::swap_in)
-      DLMEM_CHECK(in.stream == Stream::h2d, "swap_in ", i, " must run on the h2d stream");
+      PLAN_CHECK(in.stream == Stream::h2d, "swap_in ", i, " must run on the h2d stream");
     if (in.kind == InstrKind::compute || in.kind == InstrKind::free)
-      DLMEM_CHECK(in.stream == Stream::compute, "instruction ", i, " (", instr_name(in.kind), ") must run on the compute stream");
+      PLAN_CHECK(in.stream == Stream::compute, "instruction ", i, " (", instr_name(in.kind), ") must run on the compute stream");
     const size_t s = static_cast<size_t>(in.stream);
     Known k = in.stream == Stream::compute ? compute_known : stream_known[s];
     if (in.stream != Stream::compute) {
@@ -50,14 +62,14 @@ void check_copy_ordering(const ir::Graph& g, const Plan& p) {
       k[static_cast<size_t>(Stream::compute)] = std::max(k[static_cast<size_t>(Stream::compute)], last_compute_stream);
     }
     for (int w : in.waits) {
-      DLMEM_CHECK(w >= 0 && static_cast<size_t>(w) < i, "instruction ", i, " waits on ", w);
+      PLAN_CHECK(w >= 0 && static_cast<size_t>(w) < i, "instruction ", i, " waits on ", w);
       merge(k, known_after[static_cast<size_t>(w)]);
     }
     auto complete = [&](int c) {
       return c < 0 || k[static_cast<size_t>(p.program[static_cast<size_t>(c)].stream)] >= c;
     };
     auto need = [&](int c, BufferId b, const char* what) {
-      DLMEM_CHECK(complete(c), "instruction ", i, " (", instr_name(in.kind), ") ", what, " buffer ", b, " ('",
+      PLAN_CHECK(complete(c), "instruction ", i, " (", instr_name(in.kind), ") ", what, " buffer ", b, " ('",
                   g.value(p.buffers[static_cast<size_t>(b)].value).name, "') before copy ", c,
                   " on it is known to be complete; add it to `waits`");
     };
@@ -102,12 +114,10 @@ void check_copy_ordering(const ir::Graph& g, const Plan& p) {
   }
 }
 
-}  // namespace
-
-void validate(const ir::Graph& g, const Plan& p) {
+void check_rules(const ir::Graph& g, const Plan& p) {
   const size_t nb = p.buffers.size();
   auto valid_id = [&](BufferId b, size_t i) {
-    DLMEM_CHECK(b >= 0 && static_cast<size_t>(b) < nb, "instruction ", i, " names buffer ", b);
+    PLAN_CHECK(b >= 0 && static_cast<size_t>(b) < nb, "instruction ", i, " names buffer ", b);
     return static_cast<size_t>(b);
   };
   std::vector<State> state(nb, State::absent);
@@ -120,47 +130,49 @@ void validate(const ir::Graph& g, const Plan& p) {
     const Instr& in = p.program[i];
     auto read = [&](BufferId b) {
       const size_t id = valid_id(b, i);
-      DLMEM_CHECK(state[id] == State::resident, "instruction ", i, " (", instr_name(in.kind),
-                  ") reads buffer ", b, " which is ", state[id] == State::freed ? "freed" : "not yet written");
+      PLAN_CHECK(state[id] == State::resident, "instruction ", i, " (", instr_name(in.kind),
+                 ") reads buffer ", b, " ('", g.value(p.buffers[id].value).name, "') which is ",
+                 state[id] == State::freed ? "freed" : "not yet written");
     };
     auto write = [&](BufferId b) {
       const size_t id = valid_id(b, i);
-      DLMEM_CHECK(state[id] != State::freed, "instruction ", i, " writes freed buffer ", b);
+      PLAN_CHECK(state[id] != State::freed, "instruction ", i, " writes freed buffer ", b, " ('",
+                 g.value(p.buffers[id].value).name, "')");
       state[id] = State::resident;
     };
     switch (in.kind) {
       case InstrKind::compute: {
-        DLMEM_CHECK(in.node >= 0 && in.node < g.num_nodes(), "instruction ", i, " runs no node");
+        PLAN_CHECK(in.node >= 0 && in.node < g.num_nodes(), "instruction ", i, " runs no node");
         const ir::Node& n = g.node(in.node);
-        DLMEM_CHECK(in.inputs.size() == n.inputs.size() && in.outputs.size() == n.outputs.size(),
+        PLAN_CHECK(in.inputs.size() == n.inputs.size() && in.outputs.size() == n.outputs.size(),
                     "instruction ", i, " buffers do not match node ", n.name);
         computed[static_cast<size_t>(n.id)]++;
         if (!in.recompute) first_runs[static_cast<size_t>(n.id)]++;
         for (size_t k = 0; k < n.inputs.size(); ++k) {
           read(in.inputs[k]);
           const Buffer& b = p.buffers[static_cast<size_t>(in.inputs[k])];
-          DLMEM_CHECK(b.space == Space::device, "node ", n.name, " reads host buffer ", b.id);
-          DLMEM_CHECK(b.bytes >= g.value(n.inputs[k]).type.bytes(), "buffer ", b.id,
+          PLAN_CHECK(b.space == Space::device, "node ", n.name, " reads host buffer ", b.id);
+          PLAN_CHECK(b.bytes >= g.value(n.inputs[k]).type.bytes(), "buffer ", b.id,
                       " is smaller than ", g.value(n.inputs[k]).name);
         }
         for (size_t k = 0; k < n.outputs.size(); ++k) {
           write(in.outputs[k]);
           const Buffer& b = p.buffers[static_cast<size_t>(in.outputs[k])];
-          DLMEM_CHECK(b.space == Space::device, "node ", n.name, " writes host buffer ", b.id);
-          DLMEM_CHECK(b.bytes >= g.value(n.outputs[k]).type.bytes(), "buffer ", b.id,
+          PLAN_CHECK(b.space == Space::device, "node ", n.name, " writes host buffer ", b.id);
+          PLAN_CHECK(b.bytes >= g.value(n.outputs[k]).type.bytes(), "buffer ", b.id,
                       " is smaller than ", g.value(n.outputs[k]).name);
         }
         if (in.workspace != kNoBuffer) write(in.workspace);
         if (in.recompute)
-          DLMEM_CHECK(n.phase == ir::Phase::forward && ir::op_def(n.op).recomputable,
+          PLAN_CHECK(n.phase == ir::Phase::forward && ir::op_def(n.op).recomputable,
                       "node ", n.name, " cannot be recomputed");
         break;
       }
       case InstrKind::free: {
         const size_t id = valid_id(in.buffer, i);
-        DLMEM_CHECK(state[id] == State::resident, "instruction ", i, " frees buffer ", in.buffer,
+        PLAN_CHECK(state[id] == State::resident, "instruction ", i, " frees buffer ", in.buffer,
                     " which is not resident");
-        DLMEM_CHECK(!p.buffers[id].persistent, "instruction ", i, " frees persistent buffer ", in.buffer);
+        PLAN_CHECK(!p.buffers[id].persistent, "instruction ", i, " frees persistent buffer ", in.buffer);
         state[id] = State::freed;
         break;
       }
@@ -168,26 +180,26 @@ void validate(const ir::Graph& g, const Plan& p) {
       case InstrKind::swap_in:
       case InstrKind::compress:
       case InstrKind::decompress: {
-        DLMEM_CHECK(in.inputs.size() == 1 && in.outputs.size() == 1, "instruction ", i,
+        PLAN_CHECK(in.inputs.size() == 1 && in.outputs.size() == 1, "instruction ", i,
                     " must have one source and one destination");
         read(in.inputs[0]);
         write(in.outputs[0]);
         const Buffer& src = p.buffers[static_cast<size_t>(in.inputs[0])];
         const Buffer& dst = p.buffers[static_cast<size_t>(in.outputs[0])];
         if (in.kind == InstrKind::swap_out)
-          DLMEM_CHECK(src.space == Space::device && dst.space == Space::host, "swap_out ", i, " direction");
+          PLAN_CHECK(src.space == Space::device && dst.space == Space::host, "swap_out ", i, " direction");
         if (in.kind == InstrKind::swap_in)
-          DLMEM_CHECK(src.space == Space::host && dst.space == Space::device, "swap_in ", i, " direction");
+          PLAN_CHECK(src.space == Space::host && dst.space == Space::device, "swap_in ", i, " direction");
         break;
       }
     }
-    for (int w : in.waits) DLMEM_CHECK(w >= 0 && static_cast<size_t>(w) < i, "instruction ", i, " waits on ", w);
+    for (int w : in.waits) PLAN_CHECK(w >= 0 && static_cast<size_t>(w) < i, "instruction ", i, " waits on ", w);
   }
   check_copy_ordering(g, p);
   for (const ir::Node& n : g.nodes()) {
     const int c = computed[static_cast<size_t>(n.id)];
-    DLMEM_CHECK(c >= 1, "node ", n.name, " is never computed");
-    DLMEM_CHECK(first_runs[static_cast<size_t>(n.id)] == 1, "node ", n.name,
+    PLAN_CHECK(c >= 1, "node ", n.name, " is never computed");
+    PLAN_CHECK(first_runs[static_cast<size_t>(n.id)] == 1, "node ", n.name,
                 " must run exactly once not as a recomputation");
   }
 
@@ -199,12 +211,12 @@ void validate(const ir::Graph& g, const Plan& p) {
     for (const Buffer& b : p.buffers) {
       if (b.space != space || b.begin >= b.end) continue;
       if (b.offset < 0) {
-        DLMEM_CHECK(p.placement.empty(), "buffer ", b.id, " is not placed");
+        PLAN_CHECK(p.placement.empty(), "buffer ", b.id, " is not placed");
         continue;
       }
-      DLMEM_CHECK(static_cast<uint64_t>(b.offset) % kAlignment == 0, "buffer ", b.id, " offset ",
+      PLAN_CHECK(static_cast<uint64_t>(b.offset) % kAlignment == 0, "buffer ", b.id, " offset ",
                   b.offset, " is not ", kAlignment, "-byte aligned");
-      DLMEM_CHECK(static_cast<uint64_t>(b.offset) + b.bytes <= arena, "buffer ", b.id,
+      PLAN_CHECK(static_cast<uint64_t>(b.offset) + b.bytes <= arena, "buffer ", b.id,
                   " ends past the arena (", b.offset, " + ", b.bytes, " > ", arena, ")");
       placed.push_back(&b);
     }
@@ -217,12 +229,27 @@ void validate(const ir::Graph& g, const Plan& p) {
       for (size_t j = i + 1; j < placed.size() && static_cast<uint64_t>(placed[j]->offset) < a_end; ++j) {
         const Buffer& b = *placed[j];
         if (b.bytes == 0 || a.bytes == 0) continue;
-        DLMEM_CHECK(a.end <= b.begin || b.end <= a.begin, "buffers ", a.id, " and ", b.id,
+        PLAN_CHECK(a.end <= b.begin || b.end <= a.begin, "buffers ", a.id, " and ", b.id,
                     " overlap in memory while both are resident ([", a.begin, ",", a.end, ") and [",
                     b.begin, ",", b.end, "))");
       }
     }
   }
+}
+
+}  // namespace
+
+std::optional<std::string> find_violation(const ir::Graph& g, const Plan& p) {
+  try {
+    check_rules(g, p);
+  } catch (const PlanViolation& v) {
+    return v.message;
+  }
+  return std::nullopt;
+}
+
+void validate(const ir::Graph& g, const Plan& p) {
+  if (const auto v = find_violation(g, p)) throw InternalError("internal error: an invalid plan (" + p.policy + "): " + *v);
   if (p.budget > 0) {
     const uint64_t need = p.placement.empty() ? p.stats.peak_device : p.device_arena;
     if (need > p.budget)

@@ -74,4 +74,30 @@ TEST(SimulateCli, BadInputExits2WithOneLine) {
   EXPECT_NE(r.out.find("v100-16gb"), std::string::npos) << r.out;
 }
 
+// A plan file that breaks the plan contract (a buffer freed before its reader) is the
+// user's input: exit 2 with the instruction and the value named, never an internal error.
+TEST(SimulateCli, InconsistentPlanFileIsAUserError) {
+  dlmem::test_util::TempDir dir;
+  const std::string plan = dir.file("p.json");
+  ASSERT_EQ(run_cli("plan --model lenet5 --batch 4 --out " + plan).code, 0);
+  nlohmann::json j = read_json(plan);
+  auto& prog = j["program"];
+  // The first free of a compute's output moves before that buffer's reader.
+  size_t at = 0;
+  for (size_t i = 1; i < prog.size(); ++i)
+    if (prog[i]["kind"] == "free" && prog[i - 1]["kind"] == "compute" && i >= 3 && prog[i]["buffer"] == prog[i - 1]["inputs"][0]) {
+      at = i;
+      break;
+    }
+  ASSERT_GT(at, 0u);
+  std::swap(prog[at], prog[at - 1]);
+  const std::string bad = dir.file("bad.json"), text = j.dump();
+  dlmem::write_file_atomic(bad, std::as_bytes(std::span<const char>(text.data(), text.size())));
+  const CliRun r = run_cli("simulate --plan " + bad);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("inconsistent"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("instruction " + std::to_string(at)), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("internal error"), std::string::npos) << r.out;
+}
+
 }  // namespace

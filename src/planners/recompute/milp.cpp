@@ -545,7 +545,8 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
 
   // Warm start: recompute:greedy's schedule, when the program can express it.
   std::vector<double> start;
-  if (std::optional<Sequence> g0 = greedy_sequence(pb, target - margin)) {
+  const std::optional<Sequence> g0 = greedy_sequence(pb, target - margin);
+  if (g0) {
     start = cm.solution(*g0);
     // Rejected (kept out) when CBC's model would count more memory than the emitter.
     if (!start.empty() && !cm.lp().violations(start, 1e-6).empty()) start.clear();
@@ -576,8 +577,19 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
   std::string shape = std::to_string(cm.lp().num_integers()) + " binaries, " + std::to_string(cm.lp().num_rows()) +
                       " rows, " + std::to_string(cm.num_stages()) + " stages";
   if (coarse) shape = "coarsened: " + shape;
+  // CBC's verdicts hold only when it finished (status 0); stopped at the time limit
+  // it proves nothing, and the warm start, when there is one, is a schedule within the
+  // budget that it did not improve on.
+  const bool finished = model.status() == 0;
+  if (!x && g0) {
+    Plan p = emit_plan(pb, *g0);
+    p.stats.solver_objective = evaluate(pb, *g0).extra_flops;
+    p.stats.solver_bound = std::max(0.0, model.getBestPossibleObjValue() * kFlopScale);
+    p.stats.solver_status = "time limit before CBC improved on its warm start (recompute:greedy's schedule; " + shape + ")";
+    return p;
+  }
   if (!x) {
-    if (model.isProvenInfeasible()) {
+    if (finished && model.isProvenInfeasible()) {
       const uint64_t reach = greedy_min_peak(pb);
       throw OutOfMemory("recompute:milp: CBC proved that no schedule keeps the step within ", human_bytes(target),
                         " of live device memory (", shape, "); recompute:greedy reaches ", human_bytes(reach),

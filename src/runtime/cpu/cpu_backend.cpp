@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "runtime/backend.h"
+#include "runtime/op_args.h"
 #include "runtime/cpu/copy_engine.h"
 #include "runtime/cpu/kernels.h"
 #include "util/error.h"
@@ -17,101 +18,6 @@ namespace {
 
 using ir::OpKind;
 using ir::Shape;
-
-cpu::Conv2dShape conv_shape(const Shape& x, const Shape& w, const ir::Attrs& a) {
-  cpu::Conv2dShape s;
-  s.n = x[0];
-  s.c = x[1];
-  s.h = x[2];
-  s.w = x[3];
-  s.k = w[0];
-  s.r = w[2];
-  s.s = w[3];
-  s.stride_h = a.stride[0];
-  s.stride_w = a.stride[1];
-  s.pad_h = a.padding[0];
-  s.pad_w = a.padding[1];
-  s.dil_h = a.dilation[0];
-  s.dil_w = a.dilation[1];
-  s.groups = a.groups;
-  s.infer_output();
-  return s;
-}
-
-cpu::Pool2dShape pool_shape(const Shape& x, const ir::Attrs& a) {
-  cpu::Pool2dShape s;
-  s.n = x[0];
-  s.c = x[1];
-  s.h = x[2];
-  s.w = x[3];
-  s.kh = a.kernel[0];
-  s.kw = a.kernel[1];
-  s.stride_h = a.stride[0];
-  s.stride_w = a.stride[1];
-  s.pad_h = a.padding[0];
-  s.pad_w = a.padding[1];
-  s.ceil_mode = a.ceil_mode;
-  s.count_include_pad = a.count_include_pad;
-  s.infer_output();
-  return s;
-}
-
-cpu::Pool2dShape global_pool_shape(const Shape& x) {
-  cpu::Pool2dShape s;
-  s.n = x[0];
-  s.c = x[1];
-  s.h = x[2];
-  s.w = x[3];
-  s.kh = x[2];
-  s.kw = x[3];
-  s.infer_output();
-  return s;
-}
-
-int64_t numel(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
-
-// Batch dims product, m, n, k of a matmul node from its input shapes.
-struct MM {
-  int64_t batch, m, n, k;
-};
-MM mm_dims(const Shape& a, const Shape& b, const ir::Attrs& at) {
-  const size_t r = a.size();
-  MM d;
-  d.batch = 1;
-  for (size_t i = 0; i + 2 < r; ++i) d.batch *= a[i];
-  d.m = at.trans_a ? a[r - 1] : a[r - 2];
-  d.k = at.trans_a ? a[r - 2] : a[r - 1];
-  d.n = at.trans_b ? b[r - 2] : b[r - 1];
-  return d;
-}
-
-// b's dims left-padded with 1s to a's rank.
-std::vector<int64_t> pad_to(const Shape& b, size_t rank) {
-  std::vector<int64_t> out(rank - b.size(), 1);
-  out.insert(out.end(), b.begin(), b.end());
-  return out;
-}
-
-std::vector<int64_t> nchw_of_bn(const Shape& x) {
-  // [N,C,H,W] or [N,C]: (n, c, hw)
-  int64_t hw = 1;
-  for (size_t i = 2; i < x.size(); ++i) hw *= x[i];
-  return {x[0], x[1], hw};
-}
-
-cpu::Eltwise eltwise_of(OpKind k) {
-  switch (k) {
-    case OpKind::relu: case OpKind::relu_bwd: return cpu::Eltwise::relu;
-    case OpKind::relu6: case OpKind::relu6_bwd: return cpu::Eltwise::relu6;
-    case OpKind::gelu: case OpKind::gelu_bwd: return cpu::Eltwise::gelu;
-    case OpKind::tanh: case OpKind::tanh_bwd: return cpu::Eltwise::tanh;
-    default: return cpu::Eltwise::sigmoid;
-  }
-}
 
 class CpuBackend final : public Backend {
  public:
@@ -150,57 +56,45 @@ uint64_t CpuBackend::workspace_bytes(const ir::Graph& g, const ir::Node& n) {
   const ir::Attrs& at = n.attrs;
   switch (n.op) {
     case OpKind::conv2d:
-      return cpu::conv2d_fwd_scratch_bytes(ctx_, conv_shape(shape(n.inputs[0]), shape(n.inputs[1]), at), at.has_bias);
+      return cpu::conv2d_fwd_scratch_bytes(ctx_, conv_shape(g, n), at.has_bias);
     case OpKind::conv2d_bwd_data:
-      return cpu::conv2d_bwd_data_scratch_bytes(ctx_, conv_shape(at.shape, shape(n.inputs[1]), at));
+      return cpu::conv2d_bwd_data_scratch_bytes(ctx_, conv_shape(g, n));
     case OpKind::conv2d_bwd_weight:
-      return cpu::conv2d_bwd_weight_scratch_bytes(ctx_, conv_shape(shape(n.inputs[1]), shape(n.outputs[0]), at),
-                                                  at.has_bias);
-    case OpKind::max_pool2d: return cpu::max_pool2d_fwd_scratch_bytes(ctx_, pool_shape(shape(n.inputs[0]), at));
-    case OpKind::max_pool2d_bwd: return cpu::max_pool2d_bwd_scratch_bytes(ctx_, pool_shape(at.shape, at));
-    case OpKind::avg_pool2d: return cpu::avg_pool2d_fwd_scratch_bytes(ctx_, pool_shape(shape(n.inputs[0]), at));
-    case OpKind::avg_pool2d_bwd: return cpu::avg_pool2d_bwd_scratch_bytes(ctx_, pool_shape(at.shape, at));
-    case OpKind::global_avg_pool:
-      return cpu::avg_pool2d_fwd_scratch_bytes(ctx_, global_pool_shape(shape(n.inputs[0])));
-    case OpKind::global_avg_pool_bwd: return cpu::avg_pool2d_bwd_scratch_bytes(ctx_, global_pool_shape(at.shape));
+      return cpu::conv2d_bwd_weight_scratch_bytes(ctx_, conv_shape(g, n), at.has_bias);
+    case OpKind::max_pool2d: return cpu::max_pool2d_fwd_scratch_bytes(ctx_, pool_shape(g, n));
+    case OpKind::max_pool2d_bwd: return cpu::max_pool2d_bwd_scratch_bytes(ctx_, pool_shape(g, n));
+    case OpKind::avg_pool2d: return cpu::avg_pool2d_fwd_scratch_bytes(ctx_, pool_shape(g, n));
+    case OpKind::avg_pool2d_bwd: return cpu::avg_pool2d_bwd_scratch_bytes(ctx_, pool_shape(g, n));
+    case OpKind::global_avg_pool: return cpu::avg_pool2d_fwd_scratch_bytes(ctx_, pool_shape(g, n));
+    case OpKind::global_avg_pool_bwd: return cpu::avg_pool2d_bwd_scratch_bytes(ctx_, pool_shape(g, n));
     case OpKind::batch_norm: {
-      auto d = nchw_of_bn(shape(n.inputs[0]));
-      return cpu::batch_norm_fwd_scratch_bytes(ctx_, d[0], d[1], d[2], at.training);
+      const BatchNormDims d = batch_norm_dims(g, n);
+      return cpu::batch_norm_fwd_scratch_bytes(ctx_, d.n, d.c, d.hw, at.training);
     }
     case OpKind::batch_norm_bwd: {
-      auto d = nchw_of_bn(shape(n.inputs[0]));
-      return cpu::batch_norm_bwd_scratch_bytes(ctx_, d[0], d[1], d[2]);
+      const BatchNormDims d = batch_norm_dims(g, n);
+      return cpu::batch_norm_bwd_scratch_bytes(ctx_, d.n, d.c, d.hw);
     }
     case OpKind::layer_norm: {
-      const Shape& x = shape(n.inputs[0]);
-      return cpu::layer_norm_fwd_scratch_bytes(ctx_, numel(x) / x.back(), x.back());
+      const RowDims d = row_dims(g, n);
+      return cpu::layer_norm_fwd_scratch_bytes(ctx_, d.rows, d.cols);
     }
     case OpKind::layer_norm_bwd: {
-      const Shape& x = shape(n.inputs[0]);
-      return cpu::layer_norm_bwd_scratch_bytes(ctx_, numel(x) / x.back(), x.back());
+      const RowDims d = row_dims(g, n);
+      return cpu::layer_norm_bwd_scratch_bytes(ctx_, d.rows, d.cols);
     }
-    case OpKind::linear: {
-      const Shape& x = shape(n.inputs[0]);
-      const Shape& w = shape(n.inputs[1]);
-      return cpu::matmul_scratch_bytes(ctx_, 1, numel(x) / w[1], w[0], w[1], false, true, at.has_bias);
-    }
-    case OpKind::linear_bwd_data: {
-      const Shape& dy = shape(n.inputs[0]);
-      const Shape& w = shape(n.inputs[1]);
-      return cpu::matmul_scratch_bytes(ctx_, 1, numel(dy) / w[0], w[1], w[0], false, false, false);
-    }
-    case OpKind::linear_bwd_weight: {
-      const Shape& dy = shape(n.inputs[0]);
-      const Shape& x = shape(n.inputs[1]);
-      return cpu::matmul_scratch_bytes(ctx_, 1, dy.back(), x.back(), numel(dy) / dy.back(), true, false, false);
-    }
+    case OpKind::linear:
+    case OpKind::linear_bwd_data:
+    case OpKind::linear_bwd_weight:
     case OpKind::matmul: {
-      MM d = mm_dims(shape(n.inputs[0]), shape(n.inputs[1]), at);
-      return cpu::matmul_scratch_bytes(ctx_, d.batch, d.m, d.n, d.k, at.trans_a, at.trans_b, false);
+      // linear's bias is part of its primitive; linear_bwd_weight's is a separate sum.
+      const MatmulDims d = matmul_dims(g, n);
+      return cpu::matmul_scratch_bytes(ctx_, d.batch, d.m, d.n, d.k, d.trans_a, d.trans_b,
+                                       n.op == OpKind::linear && d.bias);
     }
     case OpKind::reduce_sum: {
       const Shape& x = shape(n.inputs[0]);
-      auto y = pad_to(at.shape, x.size());
+      auto y = broadcast_dims(at.shape, x.size());
       return cpu::reduce_sum_scratch_bytes(ctx_, static_cast<int>(x.size()), x.data(), y.data());
     }
     default: return 0;
@@ -220,42 +114,28 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
   try {
     switch (n.op) {
       case OpKind::conv2d:
-        cpu::conv2d_fwd(ctx_, conv_shape(x0, shape(n.inputs[1]), at), in(0), in(1), at.has_bias ? in(2) : nullptr,
-                        out(0), ws);
+        cpu::conv2d_fwd(ctx_, conv_shape(g, n), in(0), in(1), at.has_bias ? in(2) : nullptr, out(0), ws);
         break;
       case OpKind::conv2d_bwd_data:
-        cpu::conv2d_bwd_data(ctx_, conv_shape(at.shape, shape(n.inputs[1]), at), in(0), in(1), out(0), ws);
+        cpu::conv2d_bwd_data(ctx_, conv_shape(g, n), in(0), in(1), out(0), ws);
         break;
       case OpKind::conv2d_bwd_weight:
-        cpu::conv2d_bwd_weight(ctx_, conv_shape(shape(n.inputs[1]), shape(n.outputs[0]), at), in(0), in(1), out(0),
-                               at.has_bias ? out(1) : nullptr, ws);
+        cpu::conv2d_bwd_weight(ctx_, conv_shape(g, n), in(0), in(1), out(0), at.has_bias ? out(1) : nullptr, ws);
         break;
-      case OpKind::linear: {
-        const Shape& w = shape(n.inputs[1]);
-        cpu::matmul(ctx_, 1, numel(x0) / w[1], w[0], w[1], false, true, in(0), in(1), at.has_bias ? in(2) : nullptr,
-                    out(0), ws);
-        break;
-      }
-      case OpKind::linear_bwd_data: {
-        const Shape& w = shape(n.inputs[1]);
-        cpu::matmul(ctx_, 1, numel(x0) / w[0], w[1], w[0], false, false, in(0), in(1), nullptr, out(0), ws);
-        break;
-      }
-      case OpKind::linear_bwd_weight: {
-        const Shape& x = shape(n.inputs[1]);
-        const int64_t rows = numel(x0) / x0.back();
-        cpu::matmul(ctx_, 1, x0.back(), x.back(), rows, true, false, in(0), in(1), nullptr, out(0), ws);
-        if (at.has_bias) cpu::bias_grad(ctx_, rows, x0.back(), in(0), out(1));
-        break;
-      }
+      case OpKind::linear:
+      case OpKind::linear_bwd_data:
+      case OpKind::linear_bwd_weight:
       case OpKind::matmul: {
-        MM d = mm_dims(x0, shape(n.inputs[1]), at);
-        cpu::matmul(ctx_, d.batch, d.m, d.n, d.k, at.trans_a, at.trans_b, in(0), in(1), nullptr, out(0), ws);
+        const MatmulDims d = matmul_dims(g, n);
+        const bool fused_bias = n.op == OpKind::linear && d.bias;
+        cpu::matmul(ctx_, d.batch, d.m, d.n, d.k, d.trans_a, d.trans_b, in(0), in(1), fused_bias ? in(2) : nullptr,
+                    out(0), ws);
+        if (n.op == OpKind::linear_bwd_weight && d.bias) cpu::bias_grad(ctx_, d.k, d.m, in(0), out(1));
         break;
       }
       case OpKind::add:
       case OpKind::mul: {
-        auto bd = pad_to(shape(n.inputs[1]), x0.size());
+        auto bd = broadcast_dims(shape(n.inputs[1]), x0.size());
         cpu::binary(ctx_, n.op == OpKind::add ? cpu::Binary::add : cpu::Binary::mul, static_cast<int>(x0.size()),
                     x0.data(), bd.data(), in(0), in(1), out(0));
         break;
@@ -277,45 +157,47 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
         break;
       case OpKind::dropout_bwd: cpu::dropout_bwd(ctx_, numel(x0), static_cast<float>(at.p), in(0), in_u8(1), out(0)); break;
       case OpKind::max_pool2d:
-        cpu::max_pool2d_fwd(ctx_, pool_shape(x0, at), in(0), out(0), static_cast<uint8_t*>(a.outputs[1]), ws);
+        cpu::max_pool2d_fwd(ctx_, pool_shape(g, n), in(0), out(0), static_cast<uint8_t*>(a.outputs[1]), ws);
         break;
-      case OpKind::max_pool2d_bwd: cpu::max_pool2d_bwd(ctx_, pool_shape(at.shape, at), in(0), in_u8(1), out(0), ws); break;
-      case OpKind::avg_pool2d: cpu::avg_pool2d_fwd(ctx_, pool_shape(x0, at), in(0), out(0), ws); break;
-      case OpKind::avg_pool2d_bwd: cpu::avg_pool2d_bwd(ctx_, pool_shape(at.shape, at), in(0), out(0), ws); break;
-      case OpKind::global_avg_pool: cpu::avg_pool2d_fwd(ctx_, global_pool_shape(x0), in(0), out(0), ws); break;
-      case OpKind::global_avg_pool_bwd: cpu::avg_pool2d_bwd(ctx_, global_pool_shape(at.shape), in(0), out(0), ws); break;
+      case OpKind::max_pool2d_bwd: cpu::max_pool2d_bwd(ctx_, pool_shape(g, n), in(0), in_u8(1), out(0), ws); break;
+      case OpKind::avg_pool2d:
+      case OpKind::global_avg_pool: cpu::avg_pool2d_fwd(ctx_, pool_shape(g, n), in(0), out(0), ws); break;
+      case OpKind::avg_pool2d_bwd:
+      case OpKind::global_avg_pool_bwd: cpu::avg_pool2d_bwd(ctx_, pool_shape(g, n), in(0), out(0), ws); break;
       case OpKind::batch_norm: {
-        auto d = nchw_of_bn(x0);
+        const BatchNormDims d = batch_norm_dims(g, n);
         float* rm = static_cast<float*>(a.inputs[3]);
         float* rv = static_cast<float*>(a.inputs[4]);
         if (at.training) {
-          cpu::batch_norm_fwd_training(ctx_, d[0], d[1], d[2], static_cast<float>(at.eps), in(0), in(1), in(2), out(0),
+          cpu::batch_norm_fwd_training(ctx_, d.n, d.c, d.hw, static_cast<float>(at.eps), in(0), in(1), in(2), out(0),
                                        out(1), out(2), ws);
           if (!a.recompute)
-            cpu::batch_norm_update_running(ctx_, d[1], d[0] * d[2], static_cast<float>(at.momentum), out(1), out(2),
-                                           rm, rv);
+            cpu::batch_norm_update_running(ctx_, d.c, d.n * d.hw, static_cast<float>(at.momentum), out(1), out(2), rm,
+                                           rv);
         } else {
-          cpu::batch_norm_fwd_inference(ctx_, d[0], d[1], d[2], static_cast<float>(at.eps), in(0), in(1), in(2), rm, rv,
+          cpu::batch_norm_fwd_inference(ctx_, d.n, d.c, d.hw, static_cast<float>(at.eps), in(0), in(1), in(2), rm, rv,
                                         out(0), ws);
         }
         break;
       }
       case OpKind::batch_norm_bwd: {
-        auto d = nchw_of_bn(x0);
-        cpu::batch_norm_bwd(ctx_, d[0], d[1], d[2], static_cast<float>(at.eps), in(0), in(1), in(2), in(3), in(4),
+        const BatchNormDims d = batch_norm_dims(g, n);
+        cpu::batch_norm_bwd(ctx_, d.n, d.c, d.hw, static_cast<float>(at.eps), in(0), in(1), in(2), in(3), in(4),
                             out(0), out(1), out(2), ws);
         break;
       }
       case OpKind::layer_norm:
-        cpu::layer_norm_fwd(ctx_, numel(x0) / x0.back(), x0.back(), static_cast<float>(at.eps), in(0), in(1), in(2),
+        cpu::layer_norm_fwd(ctx_, row_dims(g, n).rows, row_dims(g, n).cols, static_cast<float>(at.eps), in(0), in(1), in(2),
                             out(0), out(1), out(2), ws);
         break;
       case OpKind::layer_norm_bwd:
-        cpu::layer_norm_bwd(ctx_, numel(x0) / x0.back(), x0.back(), static_cast<float>(at.eps), in(0), in(1), in(2),
+        cpu::layer_norm_bwd(ctx_, row_dims(g, n).rows, row_dims(g, n).cols, static_cast<float>(at.eps), in(0), in(1), in(2),
                             in(3), in(4), out(0), out(1), out(2), ws);
         break;
-      case OpKind::softmax: cpu::softmax_fwd(ctx_, numel(x0) / x0.back(), x0.back(), in(0), out(0)); break;
-      case OpKind::softmax_bwd: cpu::softmax_bwd(ctx_, numel(x0) / x0.back(), x0.back(), in(0), in(1), out(0)); break;
+      case OpKind::softmax: cpu::softmax_fwd(ctx_, row_dims(g, n).rows, row_dims(g, n).cols, in(0), out(0)); break;
+      case OpKind::softmax_bwd:
+        cpu::softmax_bwd(ctx_, row_dims(g, n).rows, row_dims(g, n).cols, in(0), in(1), out(0));
+        break;
       case OpKind::causal_mask: {
         const int64_t t = x0.back();
         cpu::causal_mask_fwd(ctx_, numel(x0) / (t * t), t, in(0), out(0));
@@ -327,13 +209,11 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
         break;
       }
       case OpKind::softmax_xent:
-        cpu::softmax_xent_fwd(ctx_, numel(x0) / x0.back(), x0.back(), in(0), in_i32(1), out(0), out(1));
+        cpu::softmax_xent_fwd(ctx_, row_dims(g, n).rows, row_dims(g, n).cols, in(0), in_i32(1), out(0), out(1));
         break;
-      case OpKind::softmax_xent_bwd: {
-        const Shape& p = shape(n.inputs[1]);
-        cpu::softmax_xent_bwd(ctx_, numel(p) / p.back(), p.back(), in(0), in(1), in_i32(2), out(0));
+      case OpKind::softmax_xent_bwd:
+        cpu::softmax_xent_bwd(ctx_, row_dims(g, n).rows, row_dims(g, n).cols, in(0), in(1), in_i32(2), out(0));
         break;
-      }
       case OpKind::concat: {
         std::vector<const int64_t*> dims;
         std::vector<const float*> ptrs;
@@ -341,21 +221,18 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
           dims.push_back(shape(n.inputs[i]).data());
           ptrs.push_back(in(i));
         }
-        int64_t axis = at.axis < 0 ? at.axis + static_cast<int64_t>(x0.size()) : at.axis;
-        cpu::concat(ctx_, static_cast<int>(x0.size()), dims.data(), static_cast<int>(dims.size()), static_cast<int>(axis),
-                    ptrs.data(), out(0));
+        cpu::concat(ctx_, static_cast<int>(x0.size()), dims.data(), static_cast<int>(dims.size()),
+                    axis_of(at.axis, x0.size()), ptrs.data(), out(0));
         break;
       }
       case OpKind::slice: {
-        int64_t axis = at.axis < 0 ? at.axis + static_cast<int64_t>(x0.size()) : at.axis;
-        cpu::slice(ctx_, static_cast<int>(x0.size()), x0.data(), static_cast<int>(axis), at.start, at.length, in(0),
-                   out(0));
+        cpu::slice(ctx_, static_cast<int>(x0.size()), x0.data(), axis_of(at.axis, x0.size()), at.start, at.length,
+                   in(0), out(0));
         break;
       }
       case OpKind::slice_bwd: {
-        int64_t axis = at.axis < 0 ? at.axis + static_cast<int64_t>(at.shape.size()) : at.axis;
-        cpu::slice_bwd(ctx_, static_cast<int>(at.shape.size()), at.shape.data(), static_cast<int>(axis), at.start,
-                       at.length, in(0), out(0));
+        cpu::slice_bwd(ctx_, static_cast<int>(at.shape.size()), at.shape.data(), axis_of(at.axis, at.shape.size()),
+                       at.start, at.length, in(0), out(0));
         break;
       }
       case OpKind::transpose: {
@@ -376,7 +253,7 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
         break;
       case OpKind::fill: cpu::fill(ctx_, numel(shape(n.outputs[0])), static_cast<float>(at.alpha), out(0)); break;
       case OpKind::reduce_sum: {
-        auto y = pad_to(at.shape, x0.size());
+        auto y = broadcast_dims(at.shape, x0.size());
         cpu::reduce_sum(ctx_, static_cast<int>(x0.size()), x0.data(), y.data(), in(0), out(0), ws);
         break;
       }

@@ -39,6 +39,9 @@
 #include <cstdint>
 #include <memory>
 
+#include "runtime/eltwise.h"
+#include "runtime/op_args.h"
+
 namespace dlmem::cpu {
 
 // Owns the oneDNN engine (cpu, index 0), one stream and the primitive cache. Not
@@ -61,17 +64,7 @@ class Context {
 };
 
 // ---- convolution (NCHW activations, OIHW weights with O=k, I=c/groups) ----
-struct Conv2dShape {
-  int64_t n = 1, c = 1, h = 1, w = 1;  // input
-  int64_t k = 1;                       // output channels
-  int64_t r = 1, s = 1;                // kernel height, width
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_h = 0, pad_w = 0;        // symmetric padding
-  int64_t dil_h = 1, dil_w = 1;        // PyTorch convention: 1 = dense
-  int64_t groups = 1;
-  int64_t oh = 0, ow = 0;              // output, filled by infer_output()
-  void infer_output();
-};
+using runtime::Conv2dShape;  // runtime/op_args.h
 size_t conv2d_fwd_scratch_bytes(Context&, const Conv2dShape&, bool has_bias);
 void conv2d_fwd(Context&, const Conv2dShape&, const float* x, const float* w,
                 const float* b /*nullable*/, float* y, void* scratch);
@@ -83,14 +76,7 @@ void conv2d_bwd_weight(Context&, const Conv2dShape&, const float* dy, const floa
                        float* db /*nullable*/, void* scratch);
 
 // ---- pooling (NCHW) ----
-struct Pool2dShape {
-  int64_t n = 1, c = 1, h = 1, w = 1;
-  int64_t kh = 1, kw = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
-  bool ceil_mode = false;
-  bool count_include_pad = true;  // avg pooling only (PyTorch's default is true)
-  int64_t oh = 0, ow = 0;         // filled by infer_output() (PyTorch's formula)
-  void infer_output();
-};
+using runtime::Pool2dShape;  // runtime/op_args.h
 // Max pooling for training: `idx` (u8, same shape and NCHW layout as y) is oneDNN's
 // workspace: the position of the maximum inside its window, ry * kw + rx counted from
 // the window's padded top-left corner (kh*kw <= 256 required, else
@@ -157,7 +143,7 @@ void layer_norm_bwd(Context&, int64_t rows, int64_t cols, float eps, const float
                     float* dx, float* dgamma, float* dbeta, void* scratch);
 
 // ---- element-wise ----
-enum class Eltwise { relu, relu6, gelu, tanh, sigmoid };  // gelu: the erf form
+using runtime::Eltwise;  // runtime/eltwise.h
 // Which tensor the backward reads: relu, relu6, tanh, sigmoid -> the forward output y;
 // gelu -> the forward input x.
 bool eltwise_bwd_uses_output(Eltwise);

@@ -33,25 +33,6 @@ uint32_t bits(float f) { return std::bit_cast<uint32_t>(f); }
 
 // ---------------------------------------------------------------- convolution
 
-void Conv2dShape::infer_output() {
-  if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || k <= 0 || r <= 0 || s <= 0)
-    throw invalid_input("conv2d: sizes must be positive, got n=", n, " c=", c, " h=", h, " w=", w,
-                        " k=", k, " kernel=", r, "x", s);
-  if (stride_h <= 0 || stride_w <= 0 || dil_h <= 0 || dil_w <= 0 || pad_h < 0 || pad_w < 0)
-    throw invalid_input(
-        "conv2d: stride and dilation must be >= 1 and padding >= 0, got stride=", stride_h, "x",
-        stride_w, " dilation=", dil_h, "x", dil_w, " padding=", pad_h, "x", pad_w);
-  if (groups <= 0 || c % groups != 0 || k % groups != 0)
-    throw invalid_input("conv2d: groups (", groups, ") must divide both input channels (", c,
-                        ") and output channels (", k, ")");
-  oh = (h + 2 * pad_h - dil_h * (r - 1) - 1) / stride_h + 1;
-  ow = (w + 2 * pad_w - dil_w * (s - 1) - 1) / stride_w + 1;
-  if (h + 2 * pad_h < dil_h * (r - 1) + 1 || w + 2 * pad_w < dil_w * (s - 1) + 1)
-    throw invalid_input("conv2d: the dilated kernel (", dil_h * (r - 1) + 1, "x",
-                        dil_w * (s - 1) + 1, ") is larger than the padded input (", h + 2 * pad_h,
-                        "x", w + 2 * pad_w, ")");
-}
-
 namespace {
 
 void check_conv_output(const Conv2dShape& s) {
@@ -179,30 +160,6 @@ void conv2d_bwd_weight(Context& ctx, const Conv2dShape& s, const float* dy, cons
 }
 
 // ---------------------------------------------------------------- pooling
-
-void Pool2dShape::infer_output() {
-  if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || kh <= 0 || kw <= 0 || stride_h <= 0 ||
-      stride_w <= 0 || pad_h < 0 || pad_w < 0)
-    throw invalid_input(
-        "pool2d: sizes, kernel and stride must be positive and padding >= 0, got n=", n, " c=", c,
-        " h=", h, " w=", w, " kernel=", kh, "x", kw, " stride=", stride_h, "x", stride_w,
-        " padding=", pad_h, "x", pad_w);
-  if (pad_h > kh / 2 || pad_w > kw / 2)
-    throw invalid_input("pool2d: padding (", pad_h, "x", pad_w,
-                        ") must be at most half the kernel (", kh, "x", kw, ")");
-  if (h + 2 * pad_h < kh || w + 2 * pad_w < kw)
-    throw invalid_input("pool2d: the kernel (", kh, "x", kw, ") is larger than the padded input (",
-                        h + 2 * pad_h, "x", w + 2 * pad_w, ")");
-  // PyTorch's pooling_output_shape: with ceil_mode the last window may hang over the
-  // right padding, but must start inside the input or the left padding.
-  auto out = [&](int64_t in, int64_t k, int64_t stride, int64_t pad) {
-    int64_t o = (in + 2 * pad - k + (ceil_mode ? stride - 1 : 0)) / stride + 1;
-    if (ceil_mode && (o - 1) * stride >= in + pad) --o;
-    return o;
-  };
-  oh = out(h, kh, stride_h, pad_h);
-  ow = out(w, kw, stride_w, pad_w);
-}
 
 namespace {
 

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "runtime/backend.h"
+#include "runtime/op_args.h"
 #include "runtime/cuda/kernels.h"
 #include "util/error.h"
 #include "util/format.h"
@@ -77,69 +78,27 @@ using ir::Shape;
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 uint64_t align_down(uint64_t v, uint64_t a) { return v / a * a; }
 
-int64_t numel(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
-
 int to_int(int64_t v, const char* what) {
   if (v < 0 || v > INT_MAX)
     throw Error(what, " of ", v, " does not fit cuDNN's and cuBLAS's 32-bit sizes; use a smaller batch");
   return static_cast<int>(v);
 }
 
-// b's dims left-padded with 1s to `rank`.
-std::vector<int64_t> pad_to(const Shape& b, size_t rank) {
-  std::vector<int64_t> out(rank - b.size(), 1);
-  out.insert(out.end(), b.begin(), b.end());
-  return out;
-}
-
-std::vector<int64_t> nchw_of_bn(const Shape& x) {
-  int64_t hw = 1;
-  for (size_t i = 2; i < x.size(); ++i) hw *= x[i];
-  return {x[0], x[1], hw};
-}
-
-cuda::Eltwise eltwise_of(OpKind k) {
-  switch (k) {
-    case OpKind::relu: case OpKind::relu_bwd: return cuda::Eltwise::relu;
-    case OpKind::relu6: case OpKind::relu6_bwd: return cuda::Eltwise::relu6;
-    case OpKind::gelu: case OpKind::gelu_bwd: return cuda::Eltwise::gelu;
-    case OpKind::tanh: case OpKind::tanh_bwd: return cuda::Eltwise::tanh;
-    default: return cuda::Eltwise::sigmoid;
-  }
-}
-
-struct MM {
-  int64_t batch, m, n, k;
-};
-MM mm_dims(const Shape& a, const Shape& b, const ir::Attrs& at) {
-  const size_t r = a.size();
-  MM d{1, 0, 0, 0};
-  for (size_t i = 0; i + 2 < r; ++i) d.batch *= a[i];
-  d.m = at.trans_a ? a[r - 1] : a[r - 2];
-  d.k = at.trans_a ? a[r - 2] : a[r - 1];
-  d.n = at.trans_b ? b[r - 2] : b[r - 1];
-  return d;
-}
-
-cuda::Pool pool_of(const Shape& x, const Shape& y, const ir::Attrs& a) {
+cuda::Pool pool_of(const Pool2dShape& s) {
   cuda::Pool p;
-  p.n = x[0];
-  p.c = x[1];
-  p.h = x[2];
-  p.w = x[3];
-  p.kh = a.kernel[0];
-  p.kw = a.kernel[1];
-  p.sh = a.stride[0];
-  p.sw = a.stride[1];
-  p.ph = a.padding[0];
-  p.pw = a.padding[1];
-  p.oh = y[2];
-  p.ow = y[3];
-  p.count_include_pad = a.count_include_pad;
+  p.n = s.n;
+  p.c = s.c;
+  p.h = s.h;
+  p.w = s.w;
+  p.kh = s.kh;
+  p.kw = s.kw;
+  p.sh = s.stride_h;
+  p.sw = s.stride_w;
+  p.ph = s.pad_h;
+  p.pw = s.pad_w;
+  p.oh = s.oh;
+  p.ow = s.ow;
+  p.count_include_pad = s.count_include_pad;
   return p;
 }
 
@@ -218,7 +177,7 @@ class CudaBackend final : public Backend {
   void* codec_scratch(size_t bytes);
   void* host_staging(size_t bytes);
 
-  ConvPlan& conv_plan(const Shape& x, const Shape& w, const Shape& y, const ir::Attrs& at);
+  ConvPlan& conv_plan(const Conv2dShape& s);
   ConvAlgo choose(ConvPlan& p, ConvKind kind, uint64_t limit, const std::string& node);
   uint64_t conv_workspace(const ir::Graph& g, const ir::Node& n, ConvKind kind);
   void set_math(ConvPlan& p, const ConvAlgo& a);
@@ -441,12 +400,12 @@ void CudaBackend::check_device_errors() {
 
 // ---------------------------------------------------------------- convolutions
 
-ConvPlan& CudaBackend::conv_plan(const Shape& x, const Shape& w, const Shape& y, const ir::Attrs& at) {
+ConvPlan& CudaBackend::conv_plan(const Conv2dShape& s) {
+  const Shape x{s.n, s.c, s.h, s.w}, w{s.k, s.c / s.groups, s.r, s.s}, y{s.n, s.k, s.oh, s.ow};
   std::string key;
-  for (const Shape* s : {&x, &w, &y})
-    for (int64_t d : *s) key += std::to_string(d) + ",";
-  for (int64_t v : {at.stride[0], at.stride[1], at.padding[0], at.padding[1], at.dilation[0], at.dilation[1], at.groups})
-    key += std::to_string(v) + ";";
+  for (const Shape* d : {&x, &w, &y})
+    for (int64_t v : *d) key += std::to_string(v) + ",";
+  for (int64_t v : {s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w, s.groups}) key += std::to_string(v) + ";";
   auto& slot = convs_[key];
   if (slot) return *slot;
   auto p = std::make_unique<ConvPlan>();
@@ -462,11 +421,11 @@ ConvPlan& CudaBackend::conv_plan(const Shape& x, const Shape& w, const Shape& y,
                                          to_int(y[1], "channels"), to_int(y[2], "height"), to_int(y[3], "width")));
   DLMEM_CUDNN(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, to_int(w[0], "filters"),
                                          to_int(w[1], "channels"), to_int(w[2], "kernel"), to_int(w[3], "kernel")));
-  DLMEM_CUDNN(cudnnSetConvolution2dDescriptor(
-      p->conv, to_int(at.padding[0], "padding"), to_int(at.padding[1], "padding"), to_int(at.stride[0], "stride"),
-      to_int(at.stride[1], "stride"), to_int(at.dilation[0], "dilation"), to_int(at.dilation[1], "dilation"),
-      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  DLMEM_CUDNN(cudnnSetConvolutionGroupCount(p->conv, to_int(at.groups, "groups")));
+  DLMEM_CUDNN(cudnnSetConvolution2dDescriptor(p->conv, to_int(s.pad_h, "padding"), to_int(s.pad_w, "padding"),
+                                              to_int(s.stride_h, "stride"), to_int(s.stride_w, "stride"),
+                                              to_int(s.dil_h, "dilation"), to_int(s.dil_w, "dilation"),
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  DLMEM_CUDNN(cudnnSetConvolutionGroupCount(p->conv, to_int(s.groups, "groups")));
   int on = 0, oc = 0, oh = 0, ow = 0;
   DLMEM_CUDNN(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &on, &oc, &oh, &ow));
   DLMEM_CHECK(on == y[0] && oc == y[1] && oh == y[2] && ow == y[3], "cuDNN's convolution output ", on, "x", oc, "x",
@@ -556,19 +515,9 @@ cuda::ReducePlan bias_plan(const ir::Graph& g, const ir::Node& n) {
 }
 
 uint64_t CudaBackend::conv_workspace(const ir::Graph& g, const ir::Node& n, ConvKind kind) {
-  auto shape = [&](ir::ValueId v) -> const Shape& { return g.value(v).type.shape; };
-  const ir::Attrs& at = n.attrs;
-  if (kind == ConvKind::fwd) {
-    ConvPlan& p = conv_plan(shape(n.inputs[0]), shape(n.inputs[1]), shape(n.outputs[0]), at);
-    return choose(p, kind, opt_.conv_workspace_limit, n.name).workspace;
-  }
-  if (kind == ConvKind::bwd_data) {
-    ConvPlan& p = conv_plan(at.shape, shape(n.inputs[1]), shape(n.inputs[0]), at);
-    return choose(p, kind, opt_.conv_workspace_limit, n.name).workspace;
-  }
-  ConvPlan& p = conv_plan(shape(n.inputs[1]), shape(n.outputs[0]), shape(n.inputs[0]), at);
+  ConvPlan& p = conv_plan(conv_shape(g, n));
   const uint64_t conv = choose(p, kind, opt_.conv_workspace_limit, n.name).workspace;
-  if (!at.has_bias) return conv;
+  if (kind != ConvKind::bwd_filter || !n.attrs.has_bias) return conv;
   // [bias partial sums][pad to 256][cuDNN workspace]
   return cuda::reduce_workspace(bias_plan(g, n)) + kGemmAlign + align_up(conv, kGemmAlign);
 }
@@ -604,45 +553,32 @@ uint64_t CudaBackend::workspace_bytes(const ir::Graph& g, const ir::Node& n) {
     case OpKind::conv2d: return conv_workspace(g, n, ConvKind::fwd);
     case OpKind::conv2d_bwd_data: return conv_workspace(g, n, ConvKind::bwd_data);
     case OpKind::conv2d_bwd_weight: return conv_workspace(g, n, ConvKind::bwd_filter);
-    case OpKind::linear: {
-      const Shape& y = shape(n.outputs[0]);
-      return kGemmAlign + gemm_workspace(1, numel(y) / y.back(), y.back());
-    }
-    case OpKind::linear_bwd_data: {
-      const Shape& y = shape(n.outputs[0]);
-      return kGemmAlign + gemm_workspace(1, numel(y) / y.back(), y.back());
-    }
-    case OpKind::linear_bwd_weight: {
-      const Shape& w = shape(n.outputs[0]);
-      const uint64_t bias = at.has_bias ? cuda::reduce_workspace(bias_plan(g, n)) : 0;
-      return bias + kGemmAlign + gemm_workspace(1, w[0], w[1]);
-    }
+    case OpKind::linear:
+    case OpKind::linear_bwd_data:
+    case OpKind::linear_bwd_weight:
     case OpKind::matmul: {
-      const MM d = mm_dims(shape(n.inputs[0]), shape(n.inputs[1]), at);
-      return kGemmAlign + gemm_workspace(d.batch, d.m, d.n);
+      // [bias partial sums (linear_bwd_weight)][pad to 256][cuBLAS workspace]
+      const MatmulDims d = matmul_dims(g, n);
+      const uint64_t bias =
+          n.op == OpKind::linear_bwd_weight && d.bias ? cuda::reduce_workspace(bias_plan(g, n)) : 0;
+      return bias + kGemmAlign + gemm_workspace(d.batch, d.m, d.n);
     }
-    case OpKind::batch_norm: {
-      if (!at.training) return 0;
-      const auto d = nchw_of_bn(shape(n.inputs[0]));
-      return cuda::batch_norm_workspace(cuda::plan_batch_norm(d[0], d[1], d[2]));
-    }
+    case OpKind::batch_norm:
     case OpKind::batch_norm_bwd: {
-      const auto d = nchw_of_bn(shape(n.inputs[0]));
-      return cuda::batch_norm_workspace(cuda::plan_batch_norm(d[0], d[1], d[2]));
+      if (n.op == OpKind::batch_norm && !at.training) return 0;
+      const BatchNormDims d = batch_norm_dims(g, n);
+      return cuda::batch_norm_workspace(cuda::plan_batch_norm(d.n, d.c, d.hw));
     }
     case OpKind::layer_norm_bwd: {
-      const Shape& x = shape(n.inputs[0]);
-      return cuda::layer_norm_bwd_workspace(cuda::plan_layer_norm(numel(x) / x.back(), x.back()));
+      const RowDims d = row_dims(g, n);
+      return cuda::layer_norm_bwd_workspace(cuda::plan_layer_norm(d.rows, d.cols));
     }
     case OpKind::reduce_sum: {
       const Shape& x = shape(n.inputs[0]);
-      const auto y = pad_to(at.shape, x.size());
+      const auto y = broadcast_dims(at.shape, x.size());
       return cuda::reduce_workspace(cuda::plan_reduce(static_cast<int>(x.size()), x.data(), y.data()));
     }
-    case OpKind::softmax_xent: {
-      const Shape& x = shape(n.inputs[0]);
-      return cuda::softmax_xent_workspace(numel(x) / x.back());
-    }
+    case OpKind::softmax_xent: return cuda::softmax_xent_workspace(row_dims(g, n).rows);
     default: return 0;
   }
 }
@@ -685,7 +621,7 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
 
   switch (n.op) {
     case OpKind::conv2d: {
-      ConvPlan& p = conv_plan(x0, shape(n.inputs[1]), shape(n.outputs[0]), at);
+      ConvPlan& p = conv_plan(conv_shape(g, n));
       const ConvAlgo c = choose(p, ConvKind::fwd, std::min(ws_total, opt_.conv_workspace_limit), n.name);
       set_math(p, c);
       DLMEM_CUDNN(cudnnConvolutionForward(cudnn_, &alpha, p.x, in(0), p.w, in(1), p.conv,
@@ -695,7 +631,7 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
       break;
     }
     case OpKind::conv2d_bwd_data: {
-      ConvPlan& p = conv_plan(at.shape, shape(n.inputs[1]), x0, at);
+      ConvPlan& p = conv_plan(conv_shape(g, n));
       const ConvAlgo c = choose(p, ConvKind::bwd_data, std::min(ws_total, opt_.conv_workspace_limit), n.name);
       set_math(p, c);
       DLMEM_CUDNN(cudnnConvolutionBackwardData(cudnn_, &alpha, p.w, in(1), p.y, in(0), p.conv,
@@ -704,7 +640,7 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
       break;
     }
     case OpKind::conv2d_bwd_weight: {
-      ConvPlan& p = conv_plan(shape(n.inputs[1]), shape(n.outputs[0]), x0, at);
+      ConvPlan& p = conv_plan(conv_shape(g, n));
       const uint64_t bias_bytes = at.has_bias ? cuda::reduce_workspace(bias_plan(g, n)) : 0;
       char* conv_ws = ws;
       uint64_t conv_avail = ws_total;
@@ -721,43 +657,23 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
       if (at.has_bias) cuda::reduce_sum(l, bias_plan(g, n), in(0), out(1), ws);
       break;
     }
-    case OpKind::linear: {
-      const Shape& y = shape(n.outputs[0]);
-      const int64_t rows = numel(y) / y.back(), o = y.back(), i = x0.back();
-      void* gw = nullptr;
-      const uint64_t gb = gemm_region(0, gemm_workspace(1, rows, o), gw);
-      gemm(l, 1, rows, o, i, false, true, in(0), in(1), out(0), gw, gb);
-      if (at.has_bias) cuda::add_channel_bias(l, rows, o, 1, in(2), out(0));
-      break;
-    }
-    case OpKind::linear_bwd_data: {
-      const Shape& w = shape(n.inputs[1]);
-      const int64_t rows = numel(x0) / w[0];
-      void* gw = nullptr;
-      const uint64_t gb = gemm_region(0, gemm_workspace(1, rows, w[1]), gw);
-      gemm(l, 1, rows, w[1], w[0], false, false, in(0), in(1), out(0), gw, gb);
-      break;
-    }
-    case OpKind::linear_bwd_weight: {
-      const Shape& x = shape(n.inputs[1]);
-      const int64_t rows = numel(x0) / x0.back();
-      const uint64_t bias_bytes = at.has_bias ? cuda::reduce_workspace(bias_plan(g, n)) : 0;
-      void* gw = nullptr;
-      const uint64_t gb = gemm_region(bias_bytes, gemm_workspace(1, x0.back(), x.back()), gw);
-      gemm(l, 1, x0.back(), x.back(), rows, true, false, in(0), in(1), out(0), gw, gb);
-      if (at.has_bias) cuda::reduce_sum(l, bias_plan(g, n), in(0), out(1), ws);
-      break;
-    }
+    case OpKind::linear:
+    case OpKind::linear_bwd_data:
+    case OpKind::linear_bwd_weight:
     case OpKind::matmul: {
-      const MM d = mm_dims(x0, shape(n.inputs[1]), at);
+      const MatmulDims d = matmul_dims(g, n);
+      const bool bias_grad = n.op == OpKind::linear_bwd_weight && d.bias;
+      const uint64_t bias_bytes = bias_grad ? cuda::reduce_workspace(bias_plan(g, n)) : 0;
       void* gw = nullptr;
-      const uint64_t gb = gemm_region(0, gemm_workspace(d.batch, d.m, d.n), gw);
-      gemm(l, d.batch, d.m, d.n, d.k, at.trans_a, at.trans_b, in(0), in(1), out(0), gw, gb);
+      const uint64_t gb = gemm_region(bias_bytes, gemm_workspace(d.batch, d.m, d.n), gw);
+      gemm(l, d.batch, d.m, d.n, d.k, d.trans_a, d.trans_b, in(0), in(1), out(0), gw, gb);
+      if (n.op == OpKind::linear && d.bias) cuda::add_channel_bias(l, d.m, d.n, 1, in(2), out(0));
+      if (bias_grad) cuda::reduce_sum(l, bias_plan(g, n), in(0), out(1), ws);
       break;
     }
     case OpKind::add:
     case OpKind::mul: {
-      const auto bd = pad_to(shape(n.inputs[1]), x0.size());
+      const auto bd = broadcast_dims(shape(n.inputs[1]), x0.size());
       cuda::binary(l, n.op == OpKind::mul, static_cast<int>(x0.size()), x0.data(), bd.data(), in(0), in(1), out(0));
       break;
     }
@@ -781,20 +697,20 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
                         out(0));
       break;
     case OpKind::max_pool2d:
-      cuda::max_pool_fwd(l, pool_of(x0, shape(n.outputs[0]), at), in(0), out(0), static_cast<uint8_t*>(a.outputs[1]));
+      cuda::max_pool_fwd(l, pool_of(pool_shape(g, n)), in(0), out(0), static_cast<uint8_t*>(a.outputs[1]));
       break;
     case OpKind::max_pool2d_bwd:
-      cuda::max_pool_bwd(l, pool_of(at.shape, x0, at), in(0), static_cast<const uint8_t*>(a.inputs[1]), out(0));
+      cuda::max_pool_bwd(l, pool_of(pool_shape(g, n)), in(0), static_cast<const uint8_t*>(a.inputs[1]), out(0));
       break;
-    case OpKind::avg_pool2d: cuda::avg_pool_fwd(l, pool_of(x0, shape(n.outputs[0]), at), in(0), out(0)); break;
-    case OpKind::avg_pool2d_bwd: cuda::avg_pool_bwd(l, pool_of(at.shape, x0, at), in(0), out(0)); break;
+    case OpKind::avg_pool2d: cuda::avg_pool_fwd(l, pool_of(pool_shape(g, n)), in(0), out(0)); break;
+    case OpKind::avg_pool2d_bwd: cuda::avg_pool_bwd(l, pool_of(pool_shape(g, n)), in(0), out(0)); break;
     case OpKind::global_avg_pool: cuda::global_avg_pool_fwd(l, x0[0] * x0[1], x0[2] * x0[3], in(0), out(0)); break;
     case OpKind::global_avg_pool_bwd:
       cuda::global_avg_pool_bwd(l, at.shape[0] * at.shape[1], at.shape[2] * at.shape[3], in(0), out(0));
       break;
     case OpKind::batch_norm: {
-      const auto d = nchw_of_bn(x0);
-      const cuda::BnPlan p = cuda::plan_batch_norm(d[0], d[1], d[2]);
+      const BatchNormDims d = batch_norm_dims(g, n);
+      const cuda::BnPlan p = cuda::plan_batch_norm(d.n, d.c, d.hw);
       float* rm = static_cast<float*>(a.inputs[3]);
       float* rv = static_cast<float*>(a.inputs[4]);
       if (at.training)
@@ -805,21 +721,23 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
       break;
     }
     case OpKind::batch_norm_bwd: {
-      const auto d = nchw_of_bn(x0);
-      cuda::batch_norm_bwd(l, cuda::plan_batch_norm(d[0], d[1], d[2]), static_cast<float>(at.eps), in(0), in(1), in(2),
+      const BatchNormDims d = batch_norm_dims(g, n);
+      cuda::batch_norm_bwd(l, cuda::plan_batch_norm(d.n, d.c, d.hw), static_cast<float>(at.eps), in(0), in(1), in(2),
                            in(3), in(4), out(0), out(1), out(2), ws);
       break;
     }
     case OpKind::layer_norm:
-      cuda::layer_norm_fwd(l, cuda::plan_layer_norm(numel(x0) / x0.back(), x0.back()), static_cast<float>(at.eps),
+      cuda::layer_norm_fwd(l, cuda::plan_layer_norm(row_dims(g, n).rows, row_dims(g, n).cols), static_cast<float>(at.eps),
                            in(0), in(1), in(2), out(0), out(1), out(2));
       break;
     case OpKind::layer_norm_bwd:
-      cuda::layer_norm_bwd(l, cuda::plan_layer_norm(numel(x0) / x0.back(), x0.back()), static_cast<float>(at.eps),
+      cuda::layer_norm_bwd(l, cuda::plan_layer_norm(row_dims(g, n).rows, row_dims(g, n).cols), static_cast<float>(at.eps),
                            in(0), in(1), in(2), in(3), in(4), out(0), out(1), out(2), ws);
       break;
-    case OpKind::softmax: cuda::softmax_fwd(l, numel(x0) / x0.back(), x0.back(), in(0), out(0)); break;
-    case OpKind::softmax_bwd: cuda::softmax_bwd(l, numel(x0) / x0.back(), x0.back(), in(0), in(1), out(0)); break;
+    case OpKind::softmax: cuda::softmax_fwd(l, row_dims(g, n).rows, row_dims(g, n).cols, in(0), out(0)); break;
+    case OpKind::softmax_bwd:
+      cuda::softmax_bwd(l, row_dims(g, n).rows, row_dims(g, n).cols, in(0), in(1), out(0));
+      break;
     case OpKind::causal_mask:
     case OpKind::causal_mask_bwd: {
       const int64_t t = x0.back();
@@ -828,17 +746,16 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
     }
     case OpKind::softmax_xent:
       names_[n.id] = n.name;
-      cuda::softmax_xent_fwd(l, numel(x0) / x0.back(), x0.back(), in(0), in_i32(1), out(0), out(1), ws);
+      cuda::softmax_xent_fwd(l, row_dims(g, n).rows, row_dims(g, n).cols, in(0), in_i32(1), out(0), out(1), ws);
       break;
     case OpKind::softmax_xent_bwd: {
       names_[n.id] = n.name;
-      const Shape& p = shape(n.inputs[1]);
-      cuda::softmax_xent_bwd(l, numel(p) / p.back(), p.back(), in(0), in(1), in_i32(2), out(0));
+      cuda::softmax_xent_bwd(l, row_dims(g, n).rows, row_dims(g, n).cols, in(0), in(1), in_i32(2), out(0));
       break;
     }
     case OpKind::concat: {
       const int64_t rank = static_cast<int64_t>(x0.size());
-      const int64_t axis = at.axis < 0 ? at.axis + rank : at.axis;
+      const int64_t axis = axis_of(at.axis, x0.size());
       const Shape& y = shape(n.outputs[0]);
       int64_t outer = 1, inner = 1;
       for (int64_t i = 0; i < axis; ++i) outer *= y[static_cast<size_t>(i)];
@@ -858,7 +775,7 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
     case OpKind::slice_bwd: {
       const Shape& full = n.op == OpKind::slice ? x0 : at.shape;
       const int64_t rank = static_cast<int64_t>(full.size());
-      const int64_t axis = at.axis < 0 ? at.axis + rank : at.axis;
+      const int64_t axis = axis_of(at.axis, full.size());
       int64_t outer = 1, inner = 1;
       for (int64_t i = 0; i < axis; ++i) outer *= full[static_cast<size_t>(i)];
       for (int64_t i = axis + 1; i < rank; ++i) inner *= full[static_cast<size_t>(i)];
@@ -897,7 +814,7 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
       break;
     case OpKind::fill: cuda::fill(l, numel(shape(n.outputs[0])), static_cast<float>(at.alpha), out(0)); break;
     case OpKind::reduce_sum: {
-      const auto y = pad_to(at.shape, x0.size());
+      const auto y = broadcast_dims(at.shape, x0.size());
       cuda::reduce_sum(l, cuda::plan_reduce(static_cast<int>(x0.size()), x0.data(), y.data()), in(0), out(0), ws);
       break;
     }

@@ -35,6 +35,8 @@
 #include <optional>
 #include <string_view>
 
+#include "runtime/eltwise.h"
+
 namespace dlmem::cuda {
 
 struct DeviceError {
@@ -54,7 +56,7 @@ struct Launch {
 void check_launch(const char* kernel);
 
 // ---------------------------------------------------------------- element-wise (elementwise.cu)
-enum class Eltwise { relu, relu6, gelu, tanh, sigmoid };
+using Eltwise = runtime::Eltwise;  // runtime/eltwise.h
 // y may equal x. Backward reads y (relu, relu6, tanh, sigmoid) or x (gelu); dx may
 // equal dy or the saved tensor.
 void eltwise_fwd(const Launch&, Eltwise, int64_t n, const float* x, float* y);

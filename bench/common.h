@@ -10,6 +10,7 @@
 #include "ir/autodiff.h"
 #include "models/zoo.h"
 #include "runtime/backend.h"
+#include "session/session.h"
 
 namespace dlmem::bench {
 
@@ -25,13 +26,7 @@ inline double load_average() {
 // backend's kernel workspaces attached. image_size 0: the model's standard size.
 inline ir::Graph training_graph(const std::string& model, int64_t batch, int64_t image_size,
                                 runtime::Backend& be) {
-  models::ModelConfig c;
-  c.batch = batch;
-  c.image_size = image_size;
-  ir::Graph g = models::build_model(model, c);
-  ir::build_training_graph(g, {});
-  runtime::attach_workspaces(g, be);
-  return g;
+  return session::build_graph({.model = model, .config = {.batch = batch, .image_size = image_size}}, &be);
 }
 
 }  // namespace dlmem::bench

@@ -47,6 +47,8 @@ std::pair<int64_t, int64_t> count_correct(const std::vector<float>& logits, cons
   return {correct, std::min(rows, valid_rows)};
 }
 
+}  // namespace
+
 session::SessionOptions session_options(const TrainConfig& c, bool training) {
   session::SessionOptions o{.model = c.model, .config = c.model_config, .train = c.optim, .device = c.device,
                             .threads = c.threads};
@@ -54,8 +56,6 @@ session::SessionOptions session_options(const TrainConfig& c, bool training) {
   o.config.training = training;
   return o;
 }
-
-}  // namespace
 
 Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
   if (cfg_.batch <= 0) throw Error("--batch must be positive, got ", cfg_.batch);

@@ -66,6 +66,9 @@ struct TrainResult {
   uint64_t budget = 0;
 };
 
+// The session a config trains in (training graph) or evaluates in (inference graph).
+session::SessionOptions session_options(const TrainConfig&, bool training);
+
 class Trainer {
  public:
   explicit Trainer(TrainConfig config);

@@ -1,6 +1,8 @@
 // The default plan, the validator and the budget check.
 #include <gtest/gtest.h>
 
+#include "util/graphs.h"
+
 #include "analysis/liveness.h"
 #include "ir/autodiff.h"
 #include "models/zoo.h"
@@ -11,13 +13,7 @@ namespace dlmem::plan {
 namespace {
 
 ir::Graph training(const char* model, int64_t batch, int64_t image = 0, int64_t seq = 0) {
-  models::ModelConfig c;
-  c.batch = batch;
-  c.image_size = image;
-  c.seq_len = seq;
-  ir::Graph g = models::build_model(model, c);
-  ir::build_training_graph(g, {});
-  return g;
+  return test_util::training_graph(model, {.batch = batch, .image_size = image, .seq_len = seq});
 }
 
 TEST(DefaultPlan, ValidForEveryZooModel) {

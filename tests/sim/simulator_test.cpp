@@ -3,6 +3,8 @@
 // Chrome trace; and the copy-ordering check the validator adds for swap plans.
 #include <gtest/gtest.h>
 
+#include "util/graphs.h"
+
 #include <algorithm>
 
 #include "ir/autodiff.h"
@@ -243,14 +245,7 @@ TEST(Simulator, WaitOnLaterInstructionIsAnError) {
 }
 
 ir::Graph training_graph(const std::string& model, int64_t batch, int64_t image = 0) {
-  models::ModelConfig mc;
-  mc.batch = batch;
-  mc.image_size = image;
-  ir::Graph g = models::build_model(model, mc);
-  ir::build_training_graph(g, {});
-  auto be = runtime::make_cpu_backend({.threads = 1});
-  runtime::attach_workspaces(g, *be);
-  return g;
+  return test_util::training_graph(model, {.batch = batch, .image_size = image}, true);
 }
 
 // Simulated peak == planned peak, for every policy: each plans these models without a

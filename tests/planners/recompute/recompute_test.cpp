@@ -60,13 +60,8 @@ train::TrainConfig config(const std::string& model, const std::string& policy, u
 
 // The training graph the trainer builds for a config (to choose budgets).
 ir::Graph training_graph(const train::TrainConfig& c) {
-  models::ModelConfig mc = c.model_config;
-  mc.batch = c.batch;
-  ir::Graph g = models::build_model(c.model, mc);
-  ir::build_training_graph(g, c.optim);
-  auto be = runtime::make_cpu_backend();
-  runtime::attach_workspaces(g, *be);
-  return g;
+  const session::Session s(train::session_options(c, true));
+  return session::build_graph(s.options(), &s.backend());
 }
 
 // A pre-LN transformer block (GPT-2's layout) small enough for a unit test, with

@@ -3,6 +3,8 @@
 // none for tensor, and bit-identical training against the unmanaged run.
 #include <gtest/gtest.h>
 
+#include "util/graphs.h"
+
 #include <algorithm>
 
 #include "ir/autodiff.h"
@@ -31,14 +33,7 @@ constexpr int kThreads = 2;
 #endif
 
 ir::Graph training_graph(const std::string& model, int64_t batch, int64_t image = 0) {
-  models::ModelConfig mc;
-  mc.batch = batch;
-  mc.image_size = image;
-  ir::Graph g = models::build_model(model, mc);
-  ir::build_training_graph(g, {});
-  auto be = runtime::make_cpu_backend({.threads = 1});
-  runtime::attach_workspaces(g, *be);
-  return g;
+  return test_util::training_graph(model, {.batch = batch, .image_size = image}, true);
 }
 
 struct Counts {

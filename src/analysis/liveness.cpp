@@ -37,6 +37,16 @@ bool is_persistent(const ir::Value& v) {
   return v.role == ir::Role::weight || v.role == ir::Role::optimizer_state;
 }
 
+std::vector<ir::ValueId> storages(const ir::Graph& g) {
+  std::vector<ir::ValueId> storage(static_cast<size_t>(g.num_values()));
+  std::iota(storage.begin(), storage.end(), 0);
+  // Views share their input's storage. Nodes are in topological order, so the input's
+  // representative is final when we get here.
+  for (const ir::Node& n : g.nodes())
+    if (ir::op_def(n.op).view) storage[static_cast<size_t>(n.outputs[0])] = storage[static_cast<size_t>(n.inputs[0])];
+  return storage;
+}
+
 Liveness compute_liveness(const ir::Graph& g, const Schedule& sched) {
   const size_t nv = static_cast<size_t>(g.num_values());
   Liveness L;
@@ -62,11 +72,7 @@ Liveness compute_liveness(const ir::Graph& g, const Schedule& sched) {
         throw Error("schedule runs '", n.name, "' before its input '", val.name, "' is produced");
     }
   }
-  // Storage representatives: views share their input's storage. Nodes are in
-  // topological order, so the input's representative is final when we get here.
-  for (const ir::Node& n : g.nodes())
-    if (ir::op_def(n.op).view)
-      L.storage[static_cast<size_t>(n.outputs[0])] = L.storage[static_cast<size_t>(n.inputs[0])];
+  L.storage = storages(g);
 
   for (const ir::Value& v : g.values()) {
     const size_t s = static_cast<size_t>(L.storage[static_cast<size_t>(v.id)]);

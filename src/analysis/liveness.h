@@ -43,6 +43,10 @@ struct Liveness {
   bool is_storage(ir::ValueId v) const { return storage[static_cast<size_t>(v)] == v; }
 };
 
+// Per value, the representative value of its storage (views share their input's),
+// whatever the schedule: Liveness::storage.
+std::vector<ir::ValueId> storages(const ir::Graph&);
+
 // Throws dlmem::Error if the schedule is not a valid order of the graph's nodes.
 Liveness compute_liveness(const ir::Graph&, const Schedule&);
 

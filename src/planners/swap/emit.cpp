@@ -64,23 +64,23 @@ bool swappable(const Plan& base, BufferId b) {
   return buf.role == ir::Role::activation || buf.role == ir::Role::input || buf.role == ir::Role::gradient;
 }
 
-std::vector<int> compute_index(const Plan& p, const analysis::Liveness& L) {
-  std::vector<int> pos_of_node(L.order.size() ? *std::max_element(L.order.begin(), L.order.end()) + 1 : 0, -1);
-  for (size_t i = 0; i < L.order.size(); ++i) pos_of_node[static_cast<size_t>(L.order[i])] = static_cast<int>(i);
-  std::vector<int> idx(L.order.size(), -1);
-  for (size_t k = 0; k < p.program.size(); ++k) {
-    const Instr& in = p.program[k];
-    if (in.kind != InstrKind::compute || in.recompute) continue;
-    if (in.node < 0 || static_cast<size_t>(in.node) >= pos_of_node.size()) continue;
-    const int pos = pos_of_node[static_cast<size_t>(in.node)];
-    if (pos >= 0) idx[static_cast<size_t>(pos)] = static_cast<int>(k);
-  }
+std::vector<int> compute_index(const Plan& p) {
+  std::vector<int> idx;
+  for (size_t k = 0; k < p.program.size(); ++k)
+    if (p.program[k].kind == InstrKind::compute) idx.push_back(static_cast<int>(k));
   return idx;
 }
 
-Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan& base, const std::vector<SwapItem>& items,
+std::vector<ir::NodeId> position_nodes(const Plan& p) {
+  std::vector<ir::NodeId> nodes;
+  for (const Instr& in : p.program)
+    if (in.kind == InstrKind::compute) nodes.push_back(in.node);
+  return nodes;
+}
+
+Plan emit_swap_plan(const ir::Graph& g, const Plan& base, const std::vector<SwapItem>& items,
                     std::vector<EmittedSwap>* emitted) {
-  const int steps = L.steps;
+  const std::vector<ir::ValueId> storage = analysis::storages(g);
   Plan p = base;
   p.program.clear();
 
@@ -88,10 +88,6 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan&
     BufferId host = kNoBuffer, again = kNoBuffer;  // H, A2
     int out = -1, in = -1;                         // program indices of the copies
   };
-  std::vector<Live> st(items.size());
-  std::vector<int> item_of(base.buffers.size(), -1);
-  std::vector<std::vector<size_t>> outs(static_cast<size_t>(steps) + 1), releases(static_cast<size_t>(steps)),
-      triggers(static_cast<size_t>(steps)), syncs(static_cast<size_t>(steps));
   // What a buffer holds after the compute at a position writes it (the value of that
   // node's output in it; views write nothing).
   std::vector<const Instr*> compute_at;
@@ -100,17 +96,18 @@ Plan emit_swap_plan(const ir::Graph& g, const analysis::Liveness& L, const Plan&
                 "a swap base plan holds computes, frees and stash encodings, with no waits");
     if (in.kind == InstrKind::compute) compute_at.push_back(&in);
   }
+  const int steps = static_cast<int>(compute_at.size());
   const std::vector<int> at = position_of_instrs(base);
-  DLMEM_CHECK(static_cast<int>(compute_at.size()) == steps, "a swap base plan computes each node once");
-  for (int i = 0; i < steps; ++i)
-    DLMEM_CHECK(compute_at[static_cast<size_t>(i)]->node == L.order[static_cast<size_t>(i)],
-                "a swap base plan computes in schedule order");
+  std::vector<Live> st(items.size());
+  std::vector<int> item_of(base.buffers.size(), -1);
+  std::vector<std::vector<size_t>> outs(static_cast<size_t>(steps) + 1), releases(static_cast<size_t>(steps)),
+      triggers(static_cast<size_t>(steps)), syncs(static_cast<size_t>(steps));
   auto held = [&](BufferId b, int written_at) {
     if (written_at < 0) return base.buffers[static_cast<size_t>(b)].value;
     const Instr& c = *compute_at[static_cast<size_t>(written_at)];
     const ir::Node& n = g.node(c.node);
     for (size_t k = 0; k < c.outputs.size(); ++k)
-      if (c.outputs[k] == b) return L.storage[static_cast<size_t>(n.outputs[k])];
+      if (c.outputs[k] == b) return storage[static_cast<size_t>(n.outputs[k])];
     // Written by a stash encoding at that position (an encoded or decoded stash): the
     // buffer names the value it carries.
     for (size_t k = 0; k < base.program.size(); ++k) {

@@ -10,9 +10,13 @@
 // instructions on the copy streams and host buffers. Planners differ only in the base
 // and the SwapItems they choose.
 //
-//   plan::Plan base = swap::share_base(g, live);   // or make_default_plan(g, live)
+//   plan::Plan base = swap::share_base(g, live);   // or make_default_plan(g, live), a recomputing plan
 //   std::vector<swap::SwapItem> items = ...;       // one per swapped base buffer
-//   plan::Plan p = swap::emit_swap_plan(g, live, base, items);
+//   plan::Plan p = swap::emit_swap_plan(g, base, items);
+//
+// Positions are the base program's computes in order, recomputations included: a
+// base may come from a recomputation planner (the joint planner swaps over them), and
+// a node computed twice has two positions.
 //
 // Note [Swap protocol] (positions are schedule positions, i.e. computes):
 //   after compute `out_after`    SwapOut(A -> H) on d2h       (-1: before the first compute)
@@ -95,11 +99,13 @@ struct EmittedSwap {
 // buffer per item (both naming the value the buffer holds in the gap). Lifetimes and
 // statistics are computed. `emitted`, when given, receives where each item's copies
 // landed.
-Plan emit_swap_plan(const ir::Graph&, const analysis::Liveness&, const Plan& base, const std::vector<SwapItem>&,
+Plan emit_swap_plan(const ir::Graph&, const Plan& base, const std::vector<SwapItem>&,
                     std::vector<EmittedSwap>* emitted = nullptr);
 
-// For each schedule position, the program index of its compute in a plan made by
-// emit_swap_plan (or make_default_plan, share_base).
-std::vector<int> compute_index(const Plan&, const analysis::Liveness&);
+// For each position, the program index of its compute (emit_swap_plan keeps the base's
+// computes in their order, so a base and the plans emitted over it agree).
+std::vector<int> compute_index(const Plan&);
+// For each position, the node its compute runs.
+std::vector<ir::NodeId> position_nodes(const Plan&);
 
 }  // namespace dlmem::planners::swap

@@ -90,10 +90,10 @@ std::vector<uint64_t> live_at_computes(const Plan& p, const std::vector<int>& ci
 class TensorPlanner {
  public:
   // Plans over `base` (its schedule: `L`) within the context's target.
-  TensorPlanner(const PlanContext& ctx, const Plan& base, const analysis::Liveness& L)
+  TensorPlanner(const PlanContext& ctx, const Plan& base)
       : g_(ctx.graph),
         base_(&base),
-        L_(&L),
+        nodes_(swap::position_nodes(base)),
         target_(ctx.target),
         arena_limit_(ctx.arena_limit()),
         ctx_(ctx),
@@ -188,11 +188,11 @@ class TensorPlanner {
   };
 
   void find_candidates() {
-    const int steps = L_->steps;
+    const int steps = static_cast<int>(nodes_.size());
     dur_.resize(static_cast<size_t>(steps));
     start_.assign(static_cast<size_t>(steps) + 1, 0.0);
     for (int i = 0; i < steps; ++i) {
-      dur_[static_cast<size_t>(i)] = cm_.node_seconds[static_cast<size_t>(L_->order[static_cast<size_t>(i)])];
+      dur_[static_cast<size_t>(i)] = cm_.node_seconds[static_cast<size_t>(nodes_[static_cast<size_t>(i)])];
       start_[static_cast<size_t>(i) + 1] = start_[static_cast<size_t>(i)] + dur_[static_cast<size_t>(i)];
     }
     cands_.clear();
@@ -250,7 +250,7 @@ class TensorPlanner {
     }
     // At the position furthest over the target, take the best-scoring candidate whose
     // gap covers it, until no position is over (copies in flight are repaired later).
-    std::vector<uint64_t> ideal = live_at_computes(*base_, swap::compute_index(*base_, *L_));
+    std::vector<uint64_t> ideal = live_at_computes(*base_, swap::compute_index(*base_));
     for (;;) {
       const size_t worst = static_cast<size_t>(std::max_element(ideal.begin(), ideal.end()) - ideal.begin());
       if (ideal[worst] <= target_) break;
@@ -272,13 +272,13 @@ class TensorPlanner {
     std::vector<swap::SwapItem> s;
     s.reserve(items_.size());
     for (const Item& it : items_) s.push_back(it.s);
-    return swap::emit_swap_plan(g_, *L_, *base_, s, &emitted_);
+    return swap::emit_swap_plan(g_, *base_, s, &emitted_);
   }
 
   // Step 2 of Note [Tensor swap planning]. Returns whether any position moved.
   bool retime(const Plan& p) {
     const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
-    const std::vector<int> ci = swap::compute_index(p, *L_);
+    const std::vector<int> ci = swap::compute_index(p);
     auto issue = [&](int pos) { return r.timeline[static_cast<size_t>(ci[static_cast<size_t>(pos)])].issue; };
     auto end = [&](int pos) { return r.timeline[static_cast<size_t>(ci[static_cast<size_t>(pos)])].end; };
     bool moved = false;
@@ -333,7 +333,7 @@ class TensorPlanner {
   // half in stream order; the rest are timed again without them.
   bool drop_stalling(const Plan& p) {
     const sim::SimResult r = sim::simulate(g_, p, cm_, {.record_memory = false});
-    const std::vector<int> ci = swap::compute_index(p, *L_);
+    const std::vector<int> ci = swap::compute_index(p);
     auto ready = [&](int instr) {  // when the copy could have started, were its stream free
       double t = r.timeline[static_cast<size_t>(instr)].issue;
       for (int w : p.program[static_cast<size_t>(instr)].waits) t = std::max(t, r.timeline[static_cast<size_t>(w)].end);
@@ -398,7 +398,7 @@ class TensorPlanner {
         take(cand);
       } else {
         throw OutOfMemory("policy swap:tensor reaches a peak of ", human_bytes(p.stats.peak_device), " at node '",
-                          g_.node(L_->order[static_cast<size_t>(pos)]).name, "', above the target ", human_bytes(target_),
+                          g_.node(nodes_[static_cast<size_t>(pos)]).name, "', above the target ", human_bytes(target_),
                           ": nothing resident there can be swapped; the smallest budget it reaches is ",
                           human_bytes(p.stats.peak_device));
       }
@@ -412,7 +412,7 @@ class TensorPlanner {
   // but a stash encoding the compute before it (it runs after that compute, with what
   // is resident then; emit.h, position_of_instrs).
   int position_of(const Plan& p, int instr) const {
-    const std::vector<int> ci = swap::compute_index(p, *L_);
+    const std::vector<int> ci = swap::compute_index(p);
     if (instr > 0 && p.program[static_cast<size_t>(instr)].kind == InstrKind::compress) {
       const auto it = std::upper_bound(ci.begin(), ci.end(), instr);
       if (it != ci.begin()) return static_cast<int>(it - ci.begin()) - 1;
@@ -429,7 +429,7 @@ class TensorPlanner {
 
   // The in-flight window over `pos` whose shrinking by one position costs least.
   Tightening cheapest_tightening(const sim::SimResult& r, const Plan& p, int pos) {
-    const std::vector<int> ci = swap::compute_index(p, *L_);
+    const std::vector<int> ci = swap::compute_index(p);
     auto at = [&](int instr) -> const sim::SimEvent& { return r.timeline[static_cast<size_t>(instr)]; };
     Tightening best;
     for (size_t k = 0; k < items_.size(); ++k) {
@@ -466,7 +466,7 @@ class TensorPlanner {
 
   const ir::Graph& g_;
   const Plan* base_;               // the program swapped (Note [Tensor swap planning])
-  const analysis::Liveness* L_;    // its schedule
+  const std::vector<ir::NodeId> nodes_;  // the node computed at each position
   uint64_t target_;
   const uint64_t arena_limit_;     // the budget on the placed arena (0: none)
   const PlanContext& ctx_;
@@ -483,8 +483,7 @@ class TensorPlanner {
 
 Pass tensor_swap_pass() {
   return [](const PlanContext& ctx, Plan base) {
-    const analysis::Liveness L = analysis::compute_liveness(ctx.graph, schedule_of(base));
-    return TensorPlanner(ctx, base, L).run();
+    return TensorPlanner(ctx, base).run();
   };
 }
 

@@ -80,7 +80,7 @@ Plan plan_vdnn(const ir::Graph& g, const Plan& base, uint64_t target, bool conv_
     if (it.use <= it.last_before + 1) continue;  // no gap to hide anything in
     items.push_back(it);
   }
-  Plan p = swap::emit_swap_plan(g, L, base, items);
+  Plan p = swap::emit_swap_plan(g, base, items);
   if (target > 0 && p.stats.peak_device > target)
     throw OutOfMemory("policy ", name, " keeps a peak of ", human_bytes(p.stats.peak_device),
                       " resident (it swaps the same layers whatever the budget), above the target ", human_bytes(target),

@@ -136,7 +136,7 @@ TEST(SwapExecutor, SwapsOfInPlaceChainsRunBitIdentical) {
   for (const swap::SwapItem& it : items)
     written_after_use += acc[static_cast<size_t>(it.buffer)].last_write(static_cast<int>(live.steps)) >= it.use;
   EXPECT_GT(written_after_use, 0);  // some chains continue in the swapped-in buffer
-  Plan swap = swap::emit_swap_plan(g, live, share, items);
+  Plan swap = swap::emit_swap_plan(g, share, items);
   swap.policy = "swap:tensor";
   place(swap);
   validate(g, swap);
@@ -154,7 +154,7 @@ TEST(SwapExecutor, SwapsOfInPlaceChainsRunBitIdentical) {
 
   // cDMA over it: a swapped shared buffer names the chain's first value (a convolution
   // or batch-norm output); the ReLU output it holds in the gap is what the codec sees.
-  Plan coded = swap::emit_swap_plan(g, live, share, items);
+  Plan coded = swap::emit_swap_plan(g, share, items);
   coded.policy = "compress+swap:tensor";
   EXPECT_GT(compress_swaps(g, coded), 0);
   place(coded);
@@ -188,7 +188,7 @@ TEST(SwapExecutor, SwapsOfEncodedStashesRunBitIdentical) {
   int encodings = 0;
   for (const swap::SwapItem& it : items) encodings += is_encoding[static_cast<size_t>(it.buffer)];
   EXPECT_GT(encodings, 0);  // the stem's ReLU map before pooling is a bitmask
-  Plan swap = swap::emit_swap_plan(g, live, encoded, items);
+  Plan swap = swap::emit_swap_plan(g, encoded, items);
   swap.policy = "compress+swap:tensor";
   EXPECT_GT(compress_swaps(g, swap), 0);  // zvc on the swapped ReLU maps
   EXPECT_EQ(compress_swaps(g, swap), 0);  // and nothing twice
@@ -230,7 +230,7 @@ TEST(SwapExecutor, SignTailsUnderWeightGradientsFirstRunBitIdentical) {
   EXPECT_EQ(encode_sign_tails(g, encoded), 0);  // encoded buffers are not encoded again
   const std::vector<swap::SwapItem> items = swap_longest_gaps(g, encoded, /*early=*/false);
   ASSERT_GT(items.size(), 0u);
-  Plan swap = swap::emit_swap_plan(g, wgf, encoded, items);
+  Plan swap = swap::emit_swap_plan(g, encoded, items);
   swap.policy = "compress+swap:tensor";
   compress_swaps(g, swap);
   place(swap);

@@ -74,7 +74,8 @@ ir::Graph build_resnet(int depth, const ModelConfig& c);                        
 ir::Graph build_cifar_resnet(int depth, const ModelConfig& c);                  // resnet.cpp (9n+2)
 ir::Graph build_densenet121(const ModelConfig& c);                              // densenet.cpp
 ir::Graph build_mobilenet_v2(const ModelConfig& c);                             // mobilenet.cpp
-ir::Graph build_bert(bool large, const ModelConfig& c);                         // transformer.cpp
+enum class BertSize { tiny, base, large };
+ir::Graph build_bert(BertSize size, const ModelConfig& c);                         // transformer.cpp
 ir::Graph build_gpt2(bool medium, const ModelConfig& c);                        // transformer.cpp
 ir::Graph build_lstm(const ModelConfig& c);                                     // lstm.cpp
 

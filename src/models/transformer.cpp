@@ -3,6 +3,9 @@
 // BERT (Devlin et al. 2019), BertForSequenceClassification, post-LN encoder:
 //   bert-base:  12 layers, hidden 768, 12 heads, intermediate 3072: 109,483,778 params
 //   bert-large: 24 layers, hidden 1024, 16 heads, intermediate 4096: 335,143,938 params
+//   bert-tiny:  2 layers, hidden 128, 2 heads, intermediate 512: 4,386,178 params (Turc
+//               et al. 2019's smallest pre-trained BERT; a transformer small enough to
+//               train on a CPU in the tests)
 //   (BertModel 109,482,240 / 335,141,888, plus the classifier with 2 labels).
 //   bert.embeddings: word (vocab 30522) + token type (2) + position (512) embeddings ->
 //     LayerNorm (eps 1e-12) -> dropout 0.1
@@ -83,10 +86,11 @@ int64_t checked_seq_len(const std::string& model, const ModelConfig& c, int64_t 
 
 }  // namespace
 
-ir::Graph build_bert(bool large, const ModelConfig& c) {
-  const std::string model = large ? "bert-large" : "bert-base";
-  const TransformerSize sz =
-      large ? TransformerSize{24, 1024, 16, 4096} : TransformerSize{12, 768, 12, 3072};
+ir::Graph build_bert(BertSize size, const ModelConfig& c) {
+  const std::string model = size == BertSize::large ? "bert-large" : size == BertSize::base ? "bert-base" : "bert-tiny";
+  const TransformerSize sz = size == BertSize::large  ? TransformerSize{24, 1024, 16, 4096}
+                             : size == BertSize::base ? TransformerSize{12, 768, 12, 3072}
+                                                      : TransformerSize{2, 128, 2, 512};
   constexpr int64_t kMaxPositions = 512;
   constexpr int64_t kTypeVocab = 2;
   const int64_t t = checked_seq_len(model, c, kMaxPositions);

@@ -79,6 +79,9 @@ struct PlanStats {
   // how the solve ended ("optimal", "time limit", ...). Empty status: no solver ran.
   double solver_objective = 0, solver_bound = 0;
   std::string solver_status;
+  // Policies that choose between candidate programs (auto): the one chosen, in words
+  // ("recompute:greedy to 75%, in place, encoded, swap:tensor"). Empty: no choice made.
+  std::string chosen;
 };
 
 struct Plan {

@@ -2,6 +2,7 @@
 
 #include "sim/simulator.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace dlmem::planners {
 
@@ -25,31 +26,45 @@ PlanScore score(const PlanContext& ctx, const Plan& p) {
           .peak = p.stats.peak_device};
 }
 
-Pass best_of(std::vector<Pipeline> alternatives) {
+Pass best_of(std::vector<Pipeline> alternatives, Choice choice) {
   DLMEM_CHECK(!alternatives.empty(), "best_of needs an alternative");
-  return [alts = std::move(alternatives)](const PlanContext& ctx, Plan in) {
+  return [alts = std::move(alternatives), choice](const PlanContext& ctx, Plan in) {
     std::optional<Plan> best;
     PlanScore best_score;
+    size_t best_index = 0;
     std::optional<OutOfMemory> failure;
-    for (const Pipeline& alt : alts) {
+    for (size_t i = 0; i < alts.size(); ++i) {
       // The alternatives after the first see the best of the enclosing incumbent and
       // of what this choice has so far.
       PlanContext inner = ctx;
       if (best && (!inner.incumbent || best_score.better_than(*inner.incumbent))) inner.incumbent = best_score;
       try {
-        Plan p = run_pipeline(inner, alt, in);
+        Plan p = run_pipeline(inner, alts[i], in);
+        // A source (recomputation planners) leaves the figures to make_plan: the target
+        // check and the score's peak need them.
+        compute_lifetimes(p);
+        compute_stats(ctx.graph, p);
+        if (choice.within_target && ctx.target && p.stats.peak_device > ctx.target)
+          throw OutOfMemory("policy ", ctx.policy, " keeps ", human_bytes(p.stats.peak_device), " resident, above the target ",
+                            human_bytes(ctx.target));
         const PlanScore s = score(ctx, p);
+        if (choice.observe) choice.observe(i, s, "");
         if (!best || s.better_than(best_score)) {
           best = std::move(p);
           best_score = s;
+          best_index = i;
         }
+        if (choice.enough_seconds > 0 && !best_score.over && best_score.seconds <= choice.enough_seconds) break;
       } catch (const OutOfMemory& e) {
+        if (choice.observe) choice.observe(i, std::nullopt, e.what());
         if (!failure) failure = e;
       } catch (const NotApplicable&) {
+        if (choice.observe) choice.observe(i, std::nullopt, "does not apply");
       }
     }
     DLMEM_CHECK(best || failure, "best_of: no alternative applies");
     if (!best) throw *failure;
+    if (choice.chose) choice.chose(best_index);
     return std::move(*best);
   };
 }

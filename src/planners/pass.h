@@ -83,10 +83,25 @@ Plan run_pipeline(const PlanContext&, const Pipeline&, Plan start = {});
 // Scores a plan (lifetimes and statistics computed): placed on a copy, simulated.
 PlanScore score(const PlanContext&, const Plan&);
 
+// How best_of chooses.
+struct Choice {
+  // Treat a plan whose max live exceeds the target as failing (placement cannot
+  // repair it), with an OutOfMemory naming the peak it reached.
+  bool within_target = false;
+  // Stop at the first plan that fits the arena limit within this simulated step time
+  // (nothing later can be faster); 0: try every alternative.
+  double enough_seconds = 0;
+  // Told of each alternative tried: its index and score, or why it failed (then score
+  // is empty). For traces and explanations; it does not change the choice.
+  std::function<void(size_t index, const std::optional<PlanScore>& score, const std::string& failure)> observe;
+  // Told the index of the alternative kept.
+  std::function<void(size_t index)> chose;
+};
+
 // Runs every alternative on the same input and keeps the better plan (Note [Choosing
-// between plans]). dlmem::OutOfMemory only when every alternative that applies throws
-// it: the first.
-Pass best_of(std::vector<Pipeline> alternatives);
+// between plans]). dlmem::OutOfMemory only when every alternative that applies fails:
+// the first failure.
+Pass best_of(std::vector<Pipeline> alternatives, Choice = {});
 
 // The first pass of a best_of alternative that applies only where `applies` holds.
 using Predicate = std::function<bool(const PlanContext&)>;

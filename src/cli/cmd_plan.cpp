@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "planners/auto/auto.h"
 #include "planners/compress/compress.h"
 #include "plan/json.h"
 #include "planners/registry.h"
@@ -22,9 +23,10 @@ namespace {
 
 struct PlanArgs {
   ModelArgs model;
-  std::string policy = "default";
+  std::string policy;  // resolve_policy: auto with --budget, else default
   std::string budget;
   bool json = false;
+  bool explain = false;
   std::string out;
   std::string plot;
   std::string device = "host";
@@ -77,12 +79,44 @@ std::string fixed(double v, int digits) {
   return os.str();
 }
 
+// --explain: what the plan does with each stashed tensor, and the totals by decision.
+nlohmann::json explain_json(const planners::Explanation& e) {
+  nlohmann::json tensors = nlohmann::json::array(), totals = nlohmann::json::object();
+  for (const planners::TensorDecision& d : e.tensors)
+    tensors.push_back({{"name", d.name}, {"bytes", d.bytes}, {"decision", planners::decision_name(d.decision)},
+                       {"detail", d.detail}, {"cost_seconds", d.cost_seconds}, {"saved", d.saved}});
+  for (size_t k = 0; k < e.count.size(); ++k)
+    totals[std::string(planners::decision_name(static_cast<planners::Decision>(k)))] = {
+        {"tensors", e.count[k]}, {"bytes", e.bytes[k]}, {"saved", e.saved[k]}, {"cost_seconds", e.cost_seconds[k]}};
+  return {{"tensors", tensors}, {"totals", totals}};
+}
+
+std::string ms(double seconds) { return seconds > 0 ? fixed(1e3 * seconds, 3) : "-"; }
+
+void print_explain(const planners::Explanation& e, std::ostream& os) {
+  Table t({{"tensor", Align::Left}, {"bytes", Align::Right}, {"decision", Align::Left}, {"detail", Align::Left},
+           {"cost ms", Align::Right}, {"saved", Align::Right}});
+  for (const planners::TensorDecision& d : e.tensors)
+    t.add_row({d.name, human_bytes(d.bytes), std::string(planners::decision_name(d.decision)), d.detail,
+               ms(d.cost_seconds), d.saved ? human_bytes(d.saved) : "-"});
+  os << "\nstashed tensors (forward results the backward reads), in forward order:\n" << t.str();
+  Table tot({{"decision", Align::Left}, {"tensors", Align::Right}, {"bytes", Align::Right}, {"saved", Align::Right},
+             {"cost ms", Align::Right}});
+  for (size_t k = 0; k < e.count.size(); ++k) {
+    if (e.count[k] == 0) continue;
+    tot.add_row({std::string(planners::decision_name(static_cast<planners::Decision>(k))), std::to_string(e.count[k]),
+                 human_bytes(e.bytes[k]), e.saved[k] ? human_bytes(e.saved[k]) : "-", ms(e.cost_seconds[k])});
+  }
+  os << "\ntotals by decision (cost: simulated seconds added -- recomputations, codec passes, waits on copies):\n"
+     << tot.str();
+}
+
 int run(const PlanArgs& a) {
   const session::Session ses(a.model.session(a.device));
   const ir::Graph& g = ses.graph();
   uint64_t budget = ses.budget(a.budget);
   if (a.budget.empty() && ses.cuda()) budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
-  plan::Plan p = ses.plan({.policy = lossy_policy(a.policy, a.lossy),
+  plan::Plan p = ses.plan({.policy = resolve_policy(a.policy, a.budget, a.lossy),
                            .budget = budget,
                            .options = {.time_limit_s = a.time_limit, .lossy = a.lossy}});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
@@ -108,16 +142,19 @@ int run(const PlanArgs& a) {
     j["inplace_writes"] = inplace.writes;
     j["inplace_bytes"] = inplace.bytes;
     j["extra_flops_percent"] = extra_percent(p);
+    if (!p.stats.chosen.empty()) j["chosen"] = p.stats.chosen;
     if (!p.stats.solver_status.empty())
       j["solver"] = {{"status", p.stats.solver_status},
                      {"objective", p.stats.solver_objective},
                      {"bound", p.stats.solver_bound},
                      {"gap", solver_gap(p)}};
     if (!a.out.empty()) j["out"] = a.out;
+    if (a.explain) j["explain"] = explain_json(planners::explain(g, p, ses.cost_model()));
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << a.model.model << "  batch " << a.model.batch << "  policy " << p.policy << "\n\n";
+  std::cout << a.model.model << "  batch " << a.model.batch << "  policy " << p.policy
+            << (p.stats.chosen.empty() ? "" : " (" + p.stats.chosen + ")") << "\n\n";
   Table t({{"", Align::Left}, {"bytes", Align::Right}, {"note", Align::Left}});
   t.add_row({"device arena", human_bytes(p.device_arena), "placement: " + p.placement});
   t.add_row({"max live (lower bound of placement)", human_bytes(p.stats.peak_device),
@@ -148,6 +185,7 @@ int run(const PlanArgs& a) {
     std::cout << "solver: " << p.stats.solver_status << "; objective "
               << human_count(static_cast<uint64_t>(p.stats.solver_objective)) << " FLOPs, bound "
               << human_count(static_cast<uint64_t>(p.stats.solver_bound)) << ", gap " << fixed(100 * solver_gap(p), 2) << "%\n";
+  if (a.explain) print_explain(planners::explain(g, p, ses.cost_model()), std::cout);
   if (!a.out.empty()) std::cout << "wrote " << a.out << "\n";
   if (!a.plot.empty()) std::cout << "wrote " << a.plot << "\n";
   return 0;
@@ -161,9 +199,12 @@ std::function<int()> add_plan(CLI::App& app) {
   a->model.add(*cmd, 64);
   std::string policies;
   for (const auto& p : planners::policies()) policies += (policies.empty() ? "" : " | ") + p.name;
-  cmd->add_option("--policy,-p", a->policy, policies)->capture_default_str();
+  cmd->add_option("--policy,-p", a->policy, policies + " (default: auto with --budget, else default)");
+  cmd->add_flag("--explain", a->explain,
+                "per stashed tensor: the decision (keep, share, recompute, swap, encode), its simulated cost and the "
+                "memory it saves, with totals by decision (in --json too)");
   cmd->add_flag("--lossy{fp16}", a->lossy,
-                "with --policy compress: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "
+                "with --policy compress or auto: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "
                 "--lossy=bf16, --lossy=fp8-e4m3");
   cmd->add_option("--budget", a->budget, "device bytes (e.g. 4GiB) or a share of the default plan's need (40%)");
   cmd->add_flag("--json", a->json, "one JSON object");

@@ -61,14 +61,14 @@ int run(TrainArgs& a) {
     throw Error("--pool-snapshot needs --allocator pool (the static allocator has no pool to show)");
   c.optim.lr = a.lr > 0 ? a.lr : (c.optim.optimizer == ir::Optimizer::adam ? 1e-3 : 0.01);
   if (a.lr == 0 || (a.lr < 0 && a.lr != -1)) throw Error("--lr must be positive, got ", a.lr);
-  c.policy = lossy_policy(c.policy, a.lossy);
+  c.policy = resolve_policy(c.policy, c.budget, a.lossy);
   c.plan_options.lossy = a.lossy;
   train::Trainer t(c);
   const plan::Plan& p = t.plan();
   std::ostream* log = a.json ? nullptr : &std::cerr;
   if (log)
     *log << c.model << ": " << human_count(static_cast<uint64_t>(t.graph().parameter_count())) << " parameters, batch " << c.batch
-         << ", policy " << p.policy << ", device arena " << human_bytes(p.device_arena)
+         << ", policy " << p.policy << (p.stats.chosen.empty() ? "" : " (" + p.stats.chosen + ")") << ", device arena " << human_bytes(p.device_arena)
          << (p.budget ? " (budget " + human_bytes(p.budget) + ")" : std::string()) << ", "
          << (c.device == "cuda" ? "cuda (" + runtime::cuda_device_info().name + ")"
                                 : (c.threads ? std::to_string(c.threads) : "default") + " threads")
@@ -84,7 +84,7 @@ int run(TrainArgs& a) {
     for (const auto& e : r.epochs)
       ep.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
                     {"test_accuracy", e.test_accuracy}, {"seconds", e.seconds}, {"samples_per_second", e.samples_per_second}});
-    nlohmann::json j{{"model", c.model}, {"policy", p.policy}, {"budget", p.budget}, {"device_arena", r.arena},
+    nlohmann::json j{{"model", c.model}, {"policy", p.policy}, {"chosen", p.stats.chosen}, {"budget", p.budget}, {"device_arena", r.arena},
                      {"planned_peak", r.planned_peak}, {"measured_peak", r.peak_device}, {"allocator", c.allocator},
                      {"epochs", ep}};
     if (pool) j["pool"] = pool_json(*pool);
@@ -115,14 +115,15 @@ std::function<int()> add_train(CLI::App& app) {
   a->model.optimizer = "adam";  // train's default: Adam, lr 1e-3
   a->model.add(*cmd, 64);
   auto& c = a->cfg;
+  c.policy = "";  // resolve_policy: auto with --budget, else default
   cmd->add_option("--dataset", c.dataset, "fashion-mnist | synthetic | auto")->capture_default_str();
   cmd->add_option("--data-dir", c.data_dir, "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)");
   cmd->add_option("--epochs", c.epochs, "epochs")->capture_default_str();
   cmd->add_option("--steps", c.steps_per_epoch, "steps per epoch (0: the whole dataset)");
   cmd->add_option("--budget", c.budget, "device memory: bytes (64MiB) or a share of the default plan's need (40%)");
-  cmd->add_option("--policy,-p", c.policy, "memory policy (see 'dlmem plan --help')")->capture_default_str();
+  cmd->add_option("--policy,-p", c.policy, "memory policy (see 'dlmem plan --help'); default: auto with --budget, else default");
   cmd->add_flag("--lossy{fp16}", a->lossy,
-                "with --policy compress: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "
+                "with --policy compress or auto: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "
                 "--lossy=bf16, --lossy=fp8-e4m3");
   cmd->add_option("--allocator", c.allocator, "device memory: static (the plan's offsets) | pool (pooled allocator)")
       ->capture_default_str();

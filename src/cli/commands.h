@@ -26,9 +26,10 @@ struct ModelArgs {
   session::SessionOptions session(const std::string& device, int threads = 0) const;
 };
 
-// --lossy[=CODEC] (plan, train): the policy that stashes feature maps in CODEC, or
-// `policy` itself when `lossy` is empty; dlmem::Error unless the policy is "compress".
-std::string lossy_policy(const std::string& policy, const std::string& lossy);
+// The policy plan and train use: --policy, else `auto` when --budget is given, else
+// `default`; with --lossy[=CODEC], compress becomes compress:CODEC and auto keeps its
+// name (it reads PlanOptions::lossy); dlmem::Error for --lossy with any other policy.
+std::string resolve_policy(const std::string& policy, const std::string& budget, const std::string& lossy);
 
 // Each returns the command's action; main() runs it and maps errors to exit codes.
 std::function<int()> add_models(CLI::App& app);

@@ -1,6 +1,7 @@
 #include "planners/registry.h"
 
 #include "analysis/liveness.h"
+#include "planners/auto/auto.h"
 #include "planners/compress/compress.h"
 #include "planners/recompute/recompute.h"
 #include "planners/share/inplace.h"
@@ -49,6 +50,10 @@ const std::vector<Policy>& policies() {
   const Pass within = compress_within_target();
   static const std::vector<Policy> table = {
       {"default", "compute in order, free every buffer after its last use, static placement", {default_program()}},
+      {"auto",
+       "the joint planner: per tensor keep, share, recompute, swap or encode (lossless; --lossy allows reduced "
+       "precision), the fastest simulated mix within the budget",
+       {auto_pass()}},
       {"compress", "Gist: ReLU outputs only ReLU's backward reads kept as 1 bit (with --lossy: fp16 feature maps)",
        {default_program(), encode_pass(), within}},
       {"compress:sparse", "compress + Gist's sparse storage for ReLU outputs read exactly (planned at its bound)",

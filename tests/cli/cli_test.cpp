@@ -72,3 +72,41 @@ TEST(Cli, TrainJsonReportsPlannedEqualsMeasured) {
 }
 
 }  // namespace
+
+// With --budget and no --policy, plan uses the joint planner; --explain lists every
+// stash with its decision and the totals by decision (here and in --json).
+TEST(Cli, BudgetWithoutPolicyPlansWithAutoAndExplains) {
+  CliRun r = run_cli("plan --model resnet20 --batch 16 --device v100-16gb --budget 60% --explain --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["policy"], "auto");
+  EXPECT_FALSE(j["chosen"].get<std::string>().empty());
+  const auto& tensors = j["explain"]["tensors"];
+  ASSERT_FALSE(tensors.empty());
+  int managed = 0, listed = 0;
+  for (const auto& t : tensors) {
+    EXPECT_TRUE(j["explain"]["totals"].contains(t["decision"].get<std::string>())) << t.dump();
+    managed += t["decision"] != "keep";
+  }
+  for (const auto& [name, tot] : j["explain"]["totals"].items()) listed += tot["tensors"].get<int>();
+  EXPECT_EQ(listed, static_cast<int>(tensors.size()));
+  EXPECT_GT(managed, 0);
+
+  CliRun table = run_cli("plan --model resnet20 --batch 16 --device v100-16gb --budget 60% --explain");
+  ASSERT_EQ(table.code, 0) << table.out;
+  EXPECT_NE(table.out.find("policy auto ("), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("totals by decision"), std::string::npos) << table.out;
+  // No budget: the default policy, as before.
+  CliRun plain = run_cli("plan --model resnet20 --batch 16 --json");
+  ASSERT_EQ(plain.code, 0) << plain.out;
+  EXPECT_EQ(nlohmann::json::parse(plain.out)["policy"], "default");
+}
+
+TEST(Cli, LossyTakesCompressOrAutoAndNamesThem) {
+  CliRun ok = run_cli("plan --model resnet20 --batch 16 --budget 60% --lossy=bf16 --json");
+  ASSERT_EQ(ok.code, 0) << ok.out;
+  EXPECT_EQ(nlohmann::json::parse(ok.out)["policy"], "auto");
+  CliRun bad = run_cli("plan --model resnet20 --batch 16 --policy share --lossy");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--policy compress and --policy auto"), std::string::npos) << bad.out;
+}

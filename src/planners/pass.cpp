@@ -23,7 +23,8 @@ PlanScore score(const PlanContext& ctx, const Plan& p) {
   const uint64_t limit = ctx.arena_limit();
   return {.over = limit > 0 && placed.device_arena > limit,
           .seconds = sim::simulate(ctx.graph, p, ctx.cost, {.record_memory = false}).makespan,
-          .peak = p.stats.peak_device};
+          .peak = p.stats.peak_device,
+          .arena = placed.device_arena};
 }
 
 Pass best_of(std::vector<Pipeline> alternatives, Choice choice) {

@@ -55,6 +55,7 @@ struct PlanScore {
   bool over = false;     // the placed arena exceeds the budget (or the target)
   double seconds = 0;    // simulated step time
   uint64_t peak = 0;     // max live device bytes
+  uint64_t arena = 0;    // the placed arena (not part of the key: `over` is)
   auto key() const { return std::tuple(over, seconds, peak); }
   bool better_than(const PlanScore& o) const { return key() < o.key(); }
 };
@@ -69,6 +70,10 @@ struct PlanContext {
   std::string_view policy = {};    // the policy's name, for messages
   // The best candidate an enclosing best_of has so far (Note [Choosing between plans]).
   std::optional<PlanScore> incumbent = std::nullopt;
+  // A search inside a pass (swap:tensor's variants) may stop once a plan it made that
+  // fits is slower than a fitting incumbent by this factor: it is not going to win.
+  // 0: never (every policy but auto, which sets 1.25 -- Note [Joint planning]).
+  double give_up_over = 0;
 
   // The arena limit a candidate is judged against: the budget, else the target.
   uint64_t arena_limit() const { return budget ? budget : target; }

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <memory>
 
+#include "analysis/memory.h"
 #include "planners/compress/compress.h"
+#include "planners/planner.h"
 #include "planners/recompute/greedy.h"
 #include "planners/recompute/recompute.h"
 #include "planners/share/inplace.h"
@@ -21,6 +25,10 @@ namespace {
 
 // Note [Joint planning]: where the line between recomputation and swapping is tried.
 constexpr std::array<double, 3> kSplits = {0.25, 0.5, 0.75};
+// A swap:tensor search inside a candidate stops once its fitting plan is this much
+// slower than the best candidate so far (PlanContext::give_up_over): its other variants
+// differ from it by a few percent (docs/architecture.md, "The joint planner").
+constexpr double kGiveUpOver = 1.25;
 
 // recompute:greedy (or :chain) within an explicit max-live target.
 Pass greedy_at(uint64_t target) {
@@ -33,9 +41,12 @@ Pass chain_at(uint64_t target) {
 struct Candidate {
   std::string name;
   Pipeline passes;
+  bool swap_base = false;  // a swap:tensor base without recomputation
 };
 
-std::vector<Candidate> candidates(const PlanContext& ctx, uint64_t plain_peak) {
+// `hopeless`: set once a swap base fits but is kGiveUpOver slower than the best
+// candidate so far; the swap bases after it then do not apply.
+std::vector<Candidate> candidates(const PlanContext& ctx, uint64_t plain_peak, std::shared_ptr<bool> hopeless) {
   const ScheduleFn wgf = analysis::weight_gradients_first;
   const uint64_t B = ctx.target;
   // Cheapest first: a plan that fits at the unmanaged step time ends the search, and
@@ -55,15 +66,21 @@ std::vector<Candidate> candidates(const PlanContext& ctx, uint64_t plain_peak) {
       // Recomputation with in-place writes and encodings after it.
       {"recompute:greedy, in place, encoded", {greedy_at(B), inplace_pass(), encode_pass()}},
       {"recompute:chain, in place, encoded", {chain_at(B), inplace_pass(), encode_pass()}},
-      // swap:tensor's and compress+swap:tensor's bases.
-      {"share, swap:tensor", {default_program(), inplace_pass(), tensor_swap_pass()}},
-      {"swap:tensor", {default_program(), tensor_swap_pass()}},
-      {"share, encoded, swap:tensor", {default_program(), inplace_pass(), encode_pass(), tensor_swap_pass()}},
-      {"encoded, swap:tensor", {default_program(), encode_pass(), tensor_swap_pass()}},
-      {"weight gradients first, share, encoded with sign tails, swap:tensor",
-       {only_if(reorders(wgf)), default_program(wgf), inplace_pass(), encode_pass(), sign_tails_pass(),
-        tensor_swap_pass()}},
   };
+  // swap:tensor's and compress+swap:tensor's bases.
+  const Pass unless_hopeless = only_if([hopeless](const PlanContext&) { return !*hopeless; });
+  for (const Candidate& b : std::vector<Candidate>{
+           {"share, swap:tensor", {default_program(), inplace_pass(), tensor_swap_pass()}},
+           {"swap:tensor", {default_program(), tensor_swap_pass()}},
+           {"share, encoded, swap:tensor", {default_program(), inplace_pass(), encode_pass(), tensor_swap_pass()}},
+           {"encoded, swap:tensor", {default_program(), encode_pass(), tensor_swap_pass()}},
+           {"weight gradients first, share, encoded with sign tails, swap:tensor",
+            {only_if(reorders(wgf)), default_program(wgf), inplace_pass(), encode_pass(), sign_tails_pass(),
+             tensor_swap_pass()}}}) {
+    Pipeline p = {unless_hopeless};
+    p.insert(p.end(), b.passes.begin(), b.passes.end());
+    more.push_back({b.name, std::move(p), true});
+  }
   c.insert(c.end(), more.begin(), more.end());
   // The mixes (Note [Joint planning], 2).
   if (plain_peak > B)
@@ -87,25 +104,73 @@ Pass auto_pass() {
   return [](const PlanContext& ctx, Plan) {
     Plan plain = make_default_plan(ctx.graph, ctx.live);
     const double unmanaged = sim::simulate(ctx.graph, plain, ctx.cost, {.record_memory = false}).makespan;
-    const std::vector<Candidate> cands = candidates(ctx, plain.stats.peak_device);
+    auto hopeless = std::make_shared<bool>(false);
+    const std::vector<Candidate> cands = candidates(ctx, plain.stats.peak_device, hopeless);
+    double best_fit = 0;  // the fastest fitting candidate so far
     std::vector<Pipeline> alts;
     for (const Candidate& c : cands) alts.push_back(c.passes);
     size_t chosen = 0;
+    std::vector<std::optional<PlanScore>> scores(cands.size());
     Choice how{.within_target = true, .enough_seconds = unmanaged * (1 + 1e-9)};
     how.chose = [&](size_t i) { chosen = i; };
-    if (tracing())
-      how.observe = [&](size_t i, const std::optional<PlanScore>& s, const std::string& why) {
-        std::cerr << "auto: target " << human_bytes(ctx.target) << "  " << cands[i].name << ": ";
-        if (s)
-          std::cerr << (s->over ? "arena over" : "fits") << ", step " << human_duration(s->seconds) << " ("
-                    << s->seconds / unmanaged << "x unmanaged), max live " << human_bytes(s->peak) << "\n";
-        else
-          std::cerr << why << "\n";
-      };
+    const bool trace = tracing();
+    auto last = std::chrono::steady_clock::now();
+    how.observe = [&](size_t i, const std::optional<PlanScore>& s, const std::string& why) {
+      scores[i] = s;
+      if (s && !s->over) {
+        if (cands[i].swap_base && best_fit > 0 && s->seconds > kGiveUpOver * best_fit) *hopeless = true;
+        if (best_fit == 0 || s->seconds < best_fit) best_fit = s->seconds;
+      }
+      if (!trace) return;
+      const auto now = std::chrono::steady_clock::now();
+      std::cerr << "auto: target " << human_bytes(ctx.target) << "  " << cands[i].name << " ["
+                << human_duration(std::chrono::duration<double>(now - last).count()) << "]: ";
+      last = now;
+      if (s)
+        std::cerr << (s->over ? "arena over (" + human_bytes(s->arena) + ")" : "fits") << ", step "
+                  << human_duration(s->seconds) << " (" << s->seconds / unmanaged << "x unmanaged), max live "
+                  << human_bytes(s->peak) << "\n";
+      else
+        std::cerr << why << "\n";
+    };
     const Pass choose = best_of(alts, how);
     try {
-      Plan p = choose(ctx, {});
+      PlanContext search = ctx;
+      search.give_up_over = kGiveUpOver;
+      Plan p = choose(search, {});
+      PlanScore best = *scores[chosen];
       p.stats.chosen = cands[chosen].name;
+      // Note [Joint planning], 3: a candidate faster than the one kept whose arena came
+      // out over only by placement is planned again at a target lowered by its excess,
+      // as make_plan does for a policy (up to three times); it replaces the kept plan
+      // when it then fits and is still faster.
+      const uint64_t floor = analysis::memory_report(ctx.graph, ctx.live).lower_bound / 2;
+      for (size_t i = 0; i < cands.size(); ++i) {
+        if (!scores[i] || !scores[i]->over || (!best.over && scores[i]->seconds >= best.seconds)) continue;
+        PlanScore s = *scores[i];
+        PlanContext inner = ctx;
+        for (int attempt = 0; attempt < 3 && s.over; ++attempt) {
+          inner.target = lowered_target(inner.target, s.peak, s.arena, ctx.arena_limit(), floor);
+          if (inner.target == 0) break;
+          Plan q;
+          try {
+            q = run_pipeline(inner, cands[i].passes);
+          } catch (const OutOfMemory&) {
+            break;
+          }
+          compute_lifetimes(q);
+          compute_stats(ctx.graph, q);
+          s = score(ctx, q);
+          if (trace)
+            std::cerr << "auto: again at target " << human_bytes(inner.target) << "  " << cands[i].name << ": "
+                      << (s.over ? "arena over" : "fits") << ", step " << human_duration(s.seconds) << "\n";
+          if (!s.over && s.better_than(best)) {
+            p = std::move(q);
+            best = s;
+            p.stats.chosen = cands[i].name + " (at a lowered target)";
+          }
+        }
+      }
       return p;
     } catch (const OutOfMemory&) {
       // What recomputation reaches at its floor, with in-place writes and encodings:

@@ -141,6 +141,13 @@ class TensorPlanner {
               best = std::move(p);
               best_score = key;
             }
+            // Hopeless against a fitting leader (PlanContext::give_up_over): no other
+            // variant is tried either.
+            if (ctx_.give_up_over > 0 && !over && leader && !leader->over &&
+                key.seconds > ctx_.give_up_over * leader->seconds) {
+              target_ = budget;
+              return std::move(*best);
+            }
             if (!over || !worth) break;
             const uint64_t next = lowered_target(target_, peak, arena, arena_limit_, 0);
             if (next == 0) break;

@@ -48,6 +48,7 @@ struct Instr {
   BufferId buffer = kNoBuffer;     // free: the buffer released
   std::vector<int> waits;          // instructions that must complete first (other streams)
   std::string codec;               // compress/decompress
+  bool operator==(const Instr&) const = default;
 };
 
 struct Buffer {

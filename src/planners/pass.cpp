@@ -77,6 +77,15 @@ Pass only_if(Predicate applies) {
   };
 }
 
+Pass distinct(std::shared_ptr<std::vector<std::vector<Instr>>> seen) {
+  return [seen = std::move(seen)](const PlanContext&, Plan p) {
+    for (const std::vector<Instr>& s : *seen)
+      if (s == p.program) throw NotApplicable{};
+    seen->push_back(p.program);
+    return p;
+  };
+}
+
 Predicate reorders(ScheduleFn schedule) {
   return [schedule = std::move(schedule)](const PlanContext& ctx) { return schedule(ctx.graph) != ctx.live.order; };
 }

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -111,6 +112,12 @@ Pass best_of(std::vector<Pipeline> alternatives, Choice = {});
 // The first pass of a best_of alternative that applies only where `applies` holds.
 using Predicate = std::function<bool(const PlanContext&)>;
 Pass only_if(Predicate applies);
+
+// Within best_of: the rest of an alternative applies only when the program it is given
+// differs from every program an earlier alternative brought here through the same
+// `seen` (alternatives whose passes so far made the same program need not repeat the
+// expensive passes after them: an in-place pass that found nothing to share).
+Pass distinct(std::shared_ptr<std::vector<std::vector<Instr>>> seen);
 
 // The source every non-recomputing policy starts from: compute in the schedule's order,
 // free each buffer after its last use. `schedule` empty: the context's (default) one.

@@ -42,6 +42,7 @@ struct Candidate {
   std::string name;
   Pipeline passes;
   bool swap_base = false;  // a swap:tensor base without recomputation
+  Pipeline again = {};     // planned again at a lowered target: `passes` without the search's guards
 };
 
 // `hopeless`: set once a swap base fits but is kGiveUpOver slower than the best
@@ -69,6 +70,7 @@ std::vector<Candidate> candidates(const PlanContext& ctx, uint64_t plain_peak, s
   };
   // swap:tensor's and compress+swap:tensor's bases.
   const Pass unless_hopeless = only_if([hopeless](const PlanContext&) { return !*hopeless; });
+  auto bases = std::make_shared<std::vector<std::vector<Instr>>>();
   for (const Candidate& b : std::vector<Candidate>{
            {"share, swap:tensor", {default_program(), inplace_pass(), tensor_swap_pass()}},
            {"swap:tensor", {default_program(), tensor_swap_pass()}},
@@ -78,8 +80,10 @@ std::vector<Candidate> candidates(const PlanContext& ctx, uint64_t plain_peak, s
             {only_if(reorders(wgf)), default_program(wgf), inplace_pass(), encode_pass(), sign_tails_pass(),
              tensor_swap_pass()}}}) {
     Pipeline p = {unless_hopeless};
-    p.insert(p.end(), b.passes.begin(), b.passes.end());
-    more.push_back({b.name, std::move(p), true});
+    p.insert(p.end(), b.passes.begin(), b.passes.end() - 1);
+    p.push_back(distinct(bases));  // the same program as an earlier base: nothing new to try
+    p.push_back(b.passes.back());
+    more.push_back({b.name, std::move(p), true, b.passes});
   }
   c.insert(c.end(), more.begin(), more.end());
   // The mixes (Note [Joint planning], 2).
@@ -140,13 +144,13 @@ Pass auto_pass() {
       Plan p = choose(search, {});
       PlanScore best = *scores[chosen];
       p.stats.chosen = cands[chosen].name;
-      // Note [Joint planning], 3: a candidate faster than the one kept whose arena came
+      // Note [Joint planning], 3: a candidate as fast as the one kept or faster whose arena came
       // out over only by placement is planned again at a target lowered by its excess,
       // as make_plan does for a policy (up to three times); it replaces the kept plan
       // when it then fits and is still faster.
       const uint64_t floor = analysis::memory_report(ctx.graph, ctx.live).lower_bound / 2;
       for (size_t i = 0; i < cands.size(); ++i) {
-        if (!scores[i] || !scores[i]->over || (!best.over && scores[i]->seconds >= best.seconds)) continue;
+        if (!scores[i] || !scores[i]->over || (!best.over && scores[i]->seconds > best.seconds)) continue;
         PlanScore s = *scores[i];
         PlanContext inner = ctx;
         for (int attempt = 0; attempt < 3 && s.over; ++attempt) {
@@ -154,7 +158,7 @@ Pass auto_pass() {
           if (inner.target == 0) break;
           Plan q;
           try {
-            q = run_pipeline(inner, cands[i].passes);
+            q = run_pipeline(inner, cands[i].again.empty() ? cands[i].passes : cands[i].again);
           } catch (const OutOfMemory&) {
             break;
           }

@@ -11,24 +11,33 @@
 //   planners::explain(g, p, cost)   // per tensor: what the plan does with it and at what cost
 //
 // Note [Joint planning]: with budget B (the placed arena) the candidates are
-//  1. every single family's program, as their policies plan it: share; the stashes
-//     encoded over share; swap:tensor over the share and default programs;
-//     compress+swap:tensor's encoded bases (plain and weight gradients first);
-//     recompute:greedy and recompute:chain at B, with in-place writes and encodings
-//     afterwards -- so auto is never slower than a single family, and reaches every
-//     budget one of them reaches;
+//  1. every lossless single family's program, as its policy plans it: share; the
+//     stashes encoded over share; recompute:greedy, :chain and :sqrt, alone and with
+//     in-place writes and encodings after them; swap:vdnn-conv and -all; swap:tensor
+//     over the share and default programs; compress+swap:tensor's encoded bases (and
+//     weight gradients first) -- so auto is never slower than one of those policies,
+//     and reaches every budget they reach (recompute:milp, a solver with a time limit,
+//     is not among them; the heuristic in 4 may in principle cost a swap base that
+//     would have won);
 //  2. the mixes: recompute:greedy down to a relaxed target T = B + f (P - B) (P: the
 //     default program's peak; f in kSplits), then in-place writes and encodings, then
 //     swap:tensor from T down to B over that recomputing program. Recomputation takes
 //     the tensors whose rebuild is cheap per byte (greedy's scores are FLOPs per byte),
 //     swapping the large ones whose gaps hide their copies (gap x size); f moves the
-//     line between them (f = 0 is pure recomputation, f = 1 pure swapping).
+//     line between them.
 // A candidate is discarded when its max live exceeds the attempt's target (placement
 // cannot fix that); of the rest, Note [Choosing between plans] keeps the one whose
 // placed arena fits, then the fastest by simulation. The search stops early once a
-// candidate fits at the unmanaged step time (nothing can be faster). Cost: each
-// candidate is one run of its passes; the mixes cost one recomputation and one swap
-// planning each (docs/architecture.md, "The joint planner", has the measured times).
+// candidate fits at the unmanaged step time (nothing can be faster).
+//  3. A candidate faster than the one kept whose arena came out over the budget only by
+//     placement is planned again at a target lowered by its excess (as make_plan does
+//     for one policy), so auto does not lose to a family's second attempt.
+//  4. Planning time: the swap:tensor searches dominate (a sequence of simulations
+//     each). Inside auto a search gives up once its fitting plan is kGiveUpOver slower
+//     than the best candidate so far (PlanContext::give_up_over), and once one swap
+//     base is that hopeless the other swap bases do not apply (their step times differ
+//     by a few percent: ResNet-152 b64 at 50%, 2.03x to 2.15x against recomputation's
+//     1.09x). The recomputing candidates come first so that the incumbent exists.
 #pragma once
 
 #include <string>

@@ -141,10 +141,9 @@ class TensorPlanner {
               best = std::move(p);
               best_score = key;
             }
-            // Hopeless against a fitting leader (PlanContext::give_up_over): no other
-            // variant is tried either.
-            if (ctx_.give_up_over > 0 && !over && leader && !leader->over &&
-                key.seconds > ctx_.give_up_over * leader->seconds) {
+            // Hopeless against a fitting leader (PlanContext::give_up_over): descending
+            // only slows a plan, and no other variant is tried either.
+            if (ctx_.give_up_over > 0 && leader && !leader->over && key.seconds > ctx_.give_up_over * leader->seconds) {
               target_ = budget;
               return std::move(*best);
             }

@@ -32,6 +32,7 @@ struct PlanArgs {
   std::string device = "host";
   std::string lossy;  // --lossy[=CODEC]
   double time_limit = 60;
+  double place_time_limit = 1;
 };
 
 // Resident device bytes by role over the program, as an SVG stacked area chart.
@@ -118,7 +119,9 @@ int run(const PlanArgs& a) {
   if (a.budget.empty() && ses.cuda()) budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
   plan::Plan p = ses.plan({.policy = resolve_policy(a.policy, a.budget, a.lossy),
                            .budget = budget,
-                           .options = {.time_limit_s = a.time_limit, .lossy = a.lossy}});
+                           .options = {.time_limit_s = a.time_limit,
+                                       .place_time_limit_s = a.place_time_limit,
+                                       .lossy = a.lossy}});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
   const planners::InplaceStats inplace = planners::count_inplace(g, p);
   if (!a.plot.empty()) write_plot(g, p, a);
@@ -216,6 +219,9 @@ std::function<int()> add_plan(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--plot", a->plot, "write resident memory over the program as an SVG chart");
   cmd->add_option("--time-limit", a->time_limit, "seconds a solver may take (recompute:milp)")->capture_default_str();
+  cmd->add_option("--place-time-limit", a->place_time_limit,
+                  "seconds the exact placement search may take when the heuristics' arena is over the budget (0: never)")
+      ->capture_default_str();
   return [a] { return run(*a); };
 }
 

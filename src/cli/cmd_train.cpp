@@ -125,6 +125,9 @@ std::function<int()> add_train(CLI::App& app) {
   cmd->add_flag("--lossy{fp16}", a->lossy,
                 "with --policy compress or auto: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "
                 "--lossy=bf16, --lossy=fp8-e4m3");
+  cmd->add_option("--place-time-limit", c.plan_options.place_time_limit_s,
+                  "seconds the exact placement search may take when the heuristics' arena is over the budget (0: never)")
+      ->capture_default_str();
   cmd->add_option("--allocator", c.allocator, "device memory: static (the plan's offsets) | pool (pooled allocator)")
       ->capture_default_str();
   cmd->add_option("--pool-snapshot", a->pool_snapshot, "with --allocator pool: write the pool's segments and blocks as JSON");

@@ -40,5 +40,6 @@ std::function<int()> add_compress(CLI::App& app);
 std::function<int()> add_infer(CLI::App& app);
 std::function<int()> add_simulate(CLI::App& app);
 std::function<int()> add_calibrate(CLI::App& app);
+std::function<int()> add_place(CLI::App& app);
 
 }  // namespace dlmem::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add(dlmem::cli::add_infer);
   add(dlmem::cli::add_simulate);
   add(dlmem::cli::add_calibrate);
+  add(dlmem::cli::add_place);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
+#include <optional>
 #include <numeric>
 #include <random>
+#include <unordered_set>
 
 #include "util/error.h"
 
@@ -16,6 +19,7 @@ std::string_view place_algo_name(PlaceAlgo a) {
     case PlaceAlgo::first_fit: return "first-fit";
     case PlaceAlgo::hill_climb: return "hill-climb";
     case PlaceAlgo::best: return "best";
+    case PlaceAlgo::exact: return "exact";
   }
   return "?";
 }
@@ -217,6 +221,7 @@ Placement place_one(const std::vector<Interval>& iv, const Problem& pr, PlaceAlg
     case PlaceAlgo::greedy_by_breadth: work = place_in_order(iv, by_breadth(iv, pr.rest), true, false, base, pl); break;
     case PlaceAlgo::first_fit: work = place_in_order(iv, by_time(iv, pr.rest), false, true, base, pl); break;
     case PlaceAlgo::hill_climb:
+    case PlaceAlgo::exact:
     case PlaceAlgo::best: DLMEM_CHECK(false, "place_one(", place_algo_name(algo), ")");
   }
   if (steps) *steps = work;
@@ -262,6 +267,7 @@ Placement hill_climb(const std::vector<Interval>& iv, const Problem& pr, std::ve
 }  // namespace
 
 Placement place_intervals(const std::vector<Interval>& iv, PlaceAlgo algo) {
+  if (algo == PlaceAlgo::exact) return place_exact(iv, place_intervals(iv, PlaceAlgo::best)).placement;
   const Problem pr = split_spanning(iv);
   if (algo != PlaceAlgo::best && algo != PlaceAlgo::hill_climb) return place_one(iv, pr, algo);
   // The climb starts from the better of the two best-fit greedy orders.
@@ -285,6 +291,263 @@ Placement place_intervals(const std::vector<Interval>& iv, PlaceAlgo algo) {
     if (climbed.size < best.size) best = std::move(climbed);
   }
   return best;
+}
+
+// ---------------------------------------------------------------- exact placement
+
+namespace {
+
+// The search of Note [Exact placement], in units of kAlignment over the intervals that
+// do not span the whole program (those are stacked below: Problem). Time is cut into
+// sections at every begin and end; `sky_[s]` is the top of the highest placed buffer
+// over section s (the skyline), `rem_[s]` the units still to place there.
+class ExactSearch {
+ public:
+  ExactSearch(const std::vector<Interval>& iv, const Problem& pr, const ExactOptions& o)
+      : items_(pr.rest), opts_(o), t0_(std::chrono::steady_clock::now()) {
+    const size_t n = items_.size();
+    size_.resize(n);
+    for (size_t k = 0; k < n; ++k) size_[k] = align_up(iv[items_[k]].bytes) / kAlignment;
+    std::vector<int> pts;
+    for (uint32_t i : items_) {
+      pts.push_back(iv[i].begin);
+      pts.push_back(iv[i].end);
+    }
+    std::sort(pts.begin(), pts.end());
+    pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
+    lo_.resize(n);
+    hi_.resize(n);
+    for (size_t k = 0; k < n; ++k) {
+      lo_[k] = static_cast<int>(std::lower_bound(pts.begin(), pts.end(), iv[items_[k]].begin) - pts.begin());
+      hi_[k] = static_cast<int>(std::lower_bound(pts.begin(), pts.end(), iv[items_[k]].end) - pts.begin());
+    }
+    const size_t sections = pts.empty() ? 0 : pts.size() - 1;
+    rem_.assign(sections, 0);
+    for (size_t k = 0; k < n; ++k)
+      for (int t = lo_[k]; t < hi_[k]; ++t) rem_[static_cast<size_t>(t)] += size_[k];
+    sky_.assign(sections, 0);
+    lowest_.assign(sections, 0);
+    placed_.assign(n, false);
+    off_.assign(n, 0);
+  }
+
+  // A placement of height <= W units (of the items), if the search finds one within
+  // `seconds` more (and the node limit). `shuffle` != 0: a restart that orders the
+  // children after the first preference by a hash seeded with it (the search is then
+  // not complete within the node budget `nodes`, only a try).
+  std::optional<std::vector<uint64_t>> find(uint64_t W, double seconds, uint64_t shuffle = 0, uint64_t nodes = 0) {
+    shuffle_ = shuffle;
+    restart_nodes_ = nodes ? nodes_ + nodes : 0;
+    W_ = W;
+    deadline_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count() + seconds;
+    found_.reset();
+    stopped_ = false;
+    failed_.clear();
+    dfs(0, 0);
+    return found_;
+  }
+  bool stopped() const { return stopped_; }
+  bool stopped_by_nodes() const { return by_nodes_; }
+  uint64_t nodes() const { return nodes_; }
+  size_t size() const { return items_.size(); }
+  double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+
+ private:
+  uint64_t floor_of(size_t k) const {
+    uint64_t f = 0;
+    for (int t = lo_[k]; t < hi_[k]; ++t) f = std::max(f, sky_[static_cast<size_t>(t)]);
+    return f;
+  }
+
+  bool out_of_limits() {
+    if (stopped_) return true;
+    if (opts_.node_limit && nodes_ >= opts_.node_limit) return stopped_ = by_nodes_ = true;
+    if (restart_nodes_ && nodes_ >= restart_nodes_) return stopped_ = true;
+    if ((nodes_ & 255) == 0 && elapsed() > deadline_) return stopped_ = true;
+    return false;
+  }
+
+  // Returns true when a placement within W_ was found (the search then unwinds).
+  // `level`: the height being filled; no buffer still to place goes below it.
+  bool dfs(size_t placed, uint64_t level) {
+    ++nodes_;
+    if (placed == items_.size()) {
+      found_ = off_;
+      return true;
+    }
+    if (out_of_limits()) return false;
+    // A state (what is placed, the skyline where buffers remain, the level) that failed
+    // once fails again: two 64-bit hashes of it.
+    const std::pair<uint64_t, uint64_t> key = state_key(level);
+    if (failed_.count(key)) return false;
+    const bool ok = expand(placed, level);
+    if (!ok && !stopped_ && failed_.size() < kMemo) failed_.insert(key);
+    return ok;
+  }
+
+  static constexpr size_t kMemo = 4'000'000;
+
+  std::pair<uint64_t, uint64_t> state_key(uint64_t level) const {
+    uint64_t a = 0x9e3779b97f4a7c15ull ^ level, b = 0xc2b2ae3d27d4eb4full + level;
+    auto mix = [](uint64_t h, uint64_t v, uint64_t m) {
+      h ^= v + m + (h << 6) + (h >> 2);
+      return h * 0xff51afd7ed558ccdull;
+    };
+    for (size_t k = 0; k < placed_.size(); ++k)
+      if (placed_[k]) a = mix(a, k, 0x1234567), b = mix(b, k * 31 + 7, 0x89abcdef);
+    for (size_t t = 0; t < rem_.size(); ++t)
+      if (rem_[t]) a = mix(a, sky_[t] * 1315423911u + t, 0x55), b = mix(b, sky_[t] ^ (t << 32), 0xaa);
+    return {a, b};
+  }
+
+  bool expand(size_t placed, uint64_t level) {
+    // Bound (2), with what is still to place at section t starting no lower than the
+    // lowest that any of them can rest (a buffer rests on the skyline over its whole
+    // lifetime: a step to its left raises it); and the lowest section still to fill
+    // (the leftmost of them).
+    std::fill(lowest_.begin(), lowest_.end(), UINT64_MAX);
+    for (size_t k = 0; k < items_.size(); ++k) {
+      if (placed_[k]) continue;
+      const uint64_t f = std::max(floor_of(k), level);
+      if (f + size_[k] > W_) return false;  // bound (1): it only rises from here
+      for (int t = lo_[k]; t < hi_[k]; ++t) lowest_[static_cast<size_t>(t)] = std::min(lowest_[static_cast<size_t>(t)], f);
+    }
+    size_t low = SIZE_MAX;
+    uint64_t h = UINT64_MAX;
+    for (size_t t = 0; t < rem_.size(); ++t) {
+      if (!rem_[t]) continue;
+      if (lowest_[t] + rem_[t] > W_) return false;
+      const uint64_t f = std::max(sky_[t], level);
+      if (f < h) h = f, low = t;
+    }
+    DLMEM_CHECK(low != SIZE_MAX, "exact placement: buffers left but no section to fill");
+    // Either a buffer rests at h over section `low` (it covers it, and the skyline over
+    // its whole lifetime is at most h), or that section wastes a unit at h.
+    std::vector<size_t> kids;
+    for (size_t k = 0; k < items_.size(); ++k) {
+      if (placed_[k] || lo_[k] > static_cast<int>(low) || hi_[k] <= static_cast<int>(low)) continue;
+      if (h + size_[k] > W_) return false;  // bound (1): it must cover `low`, at h or above
+      if (floor_of(k) > h) continue;
+      kids.push_back(k);
+    }
+    // The run of sections at height h from `low`: a buffer that ends where it ends
+    // leaves no new step in the skyline; try those first, then the longest, largest.
+    size_t run_end = low;
+    while (run_end < rem_.size() && rem_[run_end] && std::max(sky_[run_end], level) == h) ++run_end;
+    std::sort(kids.begin(), kids.end(), [&](size_t a, size_t b) {
+      const bool fa = static_cast<size_t>(hi_[a]) == run_end, fb = static_cast<size_t>(hi_[b]) == run_end;
+      if (fa != fb) return fa;
+      if (shuffle_) return jitter(a) < jitter(b);  // a restart: another order among the rest
+      const int la = hi_[a] - lo_[a], lb = hi_[b] - lo_[b];
+      if (la != lb) return la > lb;
+      return size_[a] != size_[b] ? size_[a] > size_[b] : a < b;
+    });
+    std::vector<uint64_t> saved;
+    for (size_t n = 0; n < kids.size(); ++n) {
+      const size_t k = kids[n];
+      // Identical buffers (same lifetime and size) are interchangeable: try the first.
+      if (n > 0 && lo_[kids[n - 1]] == lo_[k] && hi_[kids[n - 1]] == hi_[k] && size_[kids[n - 1]] == size_[k]) continue;
+      const size_t len = static_cast<size_t>(hi_[k] - lo_[k]);
+      saved.assign(sky_.begin() + lo_[k], sky_.begin() + hi_[k]);
+      placed_[k] = true;
+      off_[k] = h;
+      for (int t = lo_[k]; t < hi_[k]; ++t) {
+        sky_[static_cast<size_t>(t)] = h + size_[k];
+        rem_[static_cast<size_t>(t)] -= size_[k];
+      }
+      const bool ok = dfs(placed + 1, h);
+      for (size_t d = 0; d < len; ++d) {
+        sky_[static_cast<size_t>(lo_[k]) + d] = saved[d];
+        rem_[static_cast<size_t>(lo_[k]) + d] += size_[k];
+      }
+      placed_[k] = false;
+      if (ok || stopped_) return ok;
+    }
+    // Waste: nothing rests at h over `low`; it rises by one unit.
+    const uint64_t was = sky_[low];
+    sky_[low] = h + 1;
+    const bool ok = dfs(placed, h);
+    sky_[low] = was;
+    return ok;
+  }
+
+  const std::vector<uint32_t>& items_;
+  ExactOptions opts_;
+  std::chrono::steady_clock::time_point t0_;
+  double deadline_ = 0;
+  std::vector<uint64_t> size_;
+  std::vector<int> lo_, hi_;
+  std::vector<uint64_t> rem_, sky_, lowest_;
+  std::vector<bool> placed_;
+  std::vector<uint64_t> off_;
+  std::optional<std::vector<uint64_t>> found_;
+  uint64_t W_ = 0;
+  uint64_t nodes_ = 0;
+  uint64_t shuffle_ = 0, restart_nodes_ = 0;
+  bool stopped_ = false, by_nodes_ = false;
+  uint64_t jitter(size_t k) const {
+    uint64_t x = (k + 1) * 0x9e3779b97f4a7c15ull ^ shuffle_ * 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 31;
+    return x * 0x94d049bb133111ebull;
+  }
+  struct PairHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& p) const { return p.first ^ (p.second * 0x9e3779b97f4a7c15ull); }
+  };
+  std::unordered_set<std::pair<uint64_t, uint64_t>, PairHash> failed_;  // per W: cleared by find()
+};
+
+}  // namespace
+
+ExactResult place_exact(const std::vector<Interval>& iv, const Placement& start, const ExactOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ExactResult r;
+  r.placement = start;
+  r.lower = max_live(iv);
+  const Problem pr = split_spanning(iv);
+  const uint64_t base = pr.stacked.size;
+  DLMEM_CHECK(start.size >= r.lower && start.offsets.size() == iv.size(), "place_exact: not a placement of these intervals");
+  ExactSearch search(iv, pr, o);
+  auto units = [&](uint64_t bytes) { return (bytes - base) / kAlignment; };
+  auto adopt = [&](const std::vector<uint64_t>& f) {
+    Placement pl = pr.stacked;
+    pl.algo = PlaceAlgo::exact;
+    for (size_t k = 0; k < search.size(); ++k) {
+      const uint32_t i = pr.rest[k];
+      pl.offsets[i] = base + f[k] * kAlignment;
+      pl.size = std::max(pl.size, pl.offsets[i] + align_up(iv[i].bytes));
+    }
+    r.placement = std::move(pl);
+  };
+  bool proven = false;  // a search below the best exhausted without a placement
+  if (r.placement.size > r.lower) {
+    // First the lower bound itself, with half the time: where it is reached (tight
+    // problems) nothing else needs searching. The search's mistakes near the root are
+    // costly (heavy tails), so it restarts with shuffled orders and growing node
+    // budgets, then ends with a complete search for what time is left of the half.
+    const double half = o.time_limit_s / 2;
+    bool done = false;
+    for (uint64_t r_ = 1, budget = 2000; !done && r_ <= 12 && search.elapsed() < half / 2; ++r_, budget *= 2) {
+      if (auto f = search.find(units(r.lower), half / 2 - search.elapsed(), r_, budget)) adopt(*f), done = true;
+    }
+    if (!done && search.elapsed() < half)
+      if (auto f = search.find(units(r.lower), half - search.elapsed())) adopt(*f);
+    // Then down from the best known, one unit at a time.
+    while (r.placement.size > r.lower) {
+      const double left = o.time_limit_s - search.elapsed();
+      if (left <= 0) break;
+      auto f = search.find(units(r.placement.size) - 1, left);
+      if (!f) {
+        proven = !search.stopped();
+        break;
+      }
+      adopt(*f);
+    }
+  }
+  r.optimal = r.placement.size == r.lower || proven;
+  r.status = r.optimal ? "optimal" : search.stopped_by_nodes() ? "node limit" : "time limit";
+  r.nodes = search.nodes();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
 }
 
 std::vector<Interval> intervals(const Plan& p, Space space, std::vector<BufferId>* ids) {

@@ -31,7 +31,7 @@ struct Interval {
 
 // best: the three heuristics, keep the smallest; above the max-live bound (and on a
 // problem small enough), improve it by hill climbing on the placement order.
-enum class PlaceAlgo : uint8_t { greedy_by_size, greedy_by_breadth, first_fit, hill_climb, best };
+enum class PlaceAlgo : uint8_t { greedy_by_size, greedy_by_breadth, first_fit, hill_climb, best, exact };
 std::string_view place_algo_name(PlaceAlgo);
 
 struct Placement {
@@ -44,6 +44,36 @@ struct Placement {
 Placement place_intervals(const std::vector<Interval>&, PlaceAlgo);
 // The largest total of (aligned) bytes resident at one position: no placement is smaller.
 uint64_t max_live(const std::vector<Interval>&);
+
+// Note [Exact placement]: a branch and bound that fills memory from the bottom. Time is
+// cut into sections at every begin and end; the skyline is, per section, the top of
+// the highest buffer placed over it. At each node the search takes the lowest section
+// that still has buffers to place (the leftmost of them), at height h, and branches:
+// one child per unplaced buffer that covers that section and whose skyline over its
+// whole lifetime is at most h (it is placed at h), and one child where the section
+// wastes a unit at h. Every placement with its buffers let fall as far as they go is
+// reached this way (fill heights never decrease), so the search is complete; each
+// is reached once. It asks "is there a placement of height <= W?" -- first W = max
+// live, with half the time (the optimum of tight problems), then W one below the best
+// known -- and prunes a node when (1) a buffer over the lowest section no longer fits
+// under W, or (2) at some section the units still to place there do not fit between
+// max(skyline, h) and W: waste a tight problem cannot afford is cut at once.
+// Identical buffers are tried once. Proven optimal when the height reaches max live or
+// a search for W - 1 exhausts; otherwise the limit stops it and the gap is reported.
+struct ExactOptions {
+  double time_limit_s = 1;  // wall-clock limit of the whole search
+  uint64_t node_limit = 0;  // 0: none (a count makes the result reproducible)
+};
+struct ExactResult {
+  Placement placement;    // the best found (`start` when nothing lower was)
+  uint64_t lower = 0;     // max live: no placement is lower
+  bool optimal = false;   // proven: equal to max live, or nothing lower exists
+  uint64_t nodes = 0;     // partial orders visited
+  double seconds = 0;
+  std::string status;     // "optimal", "time limit", "node limit"
+};
+// Improves `start` (a placement of the same intervals) within the limits.
+ExactResult place_exact(const std::vector<Interval>&, const Placement& start, const ExactOptions& = {});
 
 // The device (or host) buffers of a plan as intervals; `ids` receives their buffer ids.
 std::vector<Interval> intervals(const Plan&, Space, std::vector<BufferId>* ids = nullptr);

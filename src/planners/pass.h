@@ -46,6 +46,9 @@ using namespace dlmem::plan;
 struct PlanOptions {
   PlaceAlgo placement = PlaceAlgo::best;
   double time_limit_s = 60;  // solvers (recompute:milp)
+  // Seconds the exact placement search (plan/placement.h) may take when the
+  // heuristics' arena is over the budget but max live is within it; 0: never.
+  double place_time_limit_s = 1;
   // "" (lossless) or the reduced precision for stashes that are read exactly (fp16,
   // bf16, fp8-e4m3): opted into by --lossy, never a default.
   std::string lossy;

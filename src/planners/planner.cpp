@@ -7,6 +7,7 @@
 #include "planners/registry.h"
 #include "sim/device_profile.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace dlmem::planners {
 
@@ -15,6 +16,28 @@ uint64_t lowered_target(uint64_t target, uint64_t peak, uint64_t arena, uint64_t
   const uint64_t reached = std::min(target, peak);
   return reached <= excess + floor ? 0 : reached - excess;
 }
+
+namespace {
+
+// The heuristics' arena is over the budget while max live is not: the exact search
+// (Note [Exact placement]) gets its time to place the device buffers within it.
+void place_exactly(Plan& p, const PlanOptions& o) {
+  if (o.place_time_limit_s <= 0) return;
+  std::vector<BufferId> ids;
+  const std::vector<Interval> iv = intervals(p, Space::device, &ids);
+  Placement start;
+  start.size = p.device_arena;
+  start.offsets.resize(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    start.offsets[i] = static_cast<uint64_t>(std::max<int64_t>(0, p.buffers[static_cast<size_t>(ids[i])].offset));
+  const ExactResult r = place_exact(iv, start, {.time_limit_s = o.place_time_limit_s});
+  if (r.placement.size >= p.device_arena) return;
+  for (size_t i = 0; i < ids.size(); ++i) p.buffers[static_cast<size_t>(ids[i])].offset = static_cast<int64_t>(r.placement.offsets[i]);
+  p.device_arena = r.placement.size;
+  p.placement = "exact";
+}
+
+}  // namespace
 
 Plan make_plan(const ir::Graph& g, const sim::CostModel& cost, const PlanRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -26,12 +49,25 @@ Plan make_plan(const ir::Graph& g, const sim::CostModel& cost, const PlanRequest
                   .options = req.options, .policy = policy.name};
   Plan p;
   for (int attempt = 0;; ++attempt) {
-    p = run_pipeline(ctx, policy.passes);
+    try {
+      Plan q = run_pipeline(ctx, policy.passes);
+      p = std::move(q);
+    } catch (const OutOfMemory&) {
+      // A lowered target the policy cannot reach: what failed is placing the plan it
+      // made within the budget, and the message says so.
+      if (attempt == 0 || p.stats.peak_device > req.budget) throw;
+      throw OutOfMemory("policy ", policy.name, " reaches ", human_bytes(p.stats.peak_device), " of live memory, within the budget of ",
+                        human_bytes(req.budget), ", but placing its buffers needs an arena of ", human_bytes(p.device_arena),
+                        " (", p.placement, "; the exact search found nothing lower in ", req.options.place_time_limit_s,
+                        " s), and planning for less live memory to make room fails; use a budget of at least ",
+                        human_bytes(p.device_arena), " or a longer --place-time-limit");
+    }
     p.policy = policy.name;
     p.budget = req.budget;
     compute_lifetimes(p);
     compute_stats(g, p);
     place(p, req.options.placement);
+    if (req.budget && p.device_arena > req.budget && p.stats.peak_device <= req.budget) place_exactly(p, req.options);
     if (req.budget == 0 || p.device_arena <= req.budget || attempt == 4) break;
     const uint64_t next = lowered_target(ctx.target, p.stats.peak_device, p.device_arena, req.budget, lower_bound / 2);
     if (next == 0) break;

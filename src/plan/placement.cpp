@@ -370,20 +370,45 @@ class ExactSearch {
   // Returns true when a placement within W_ was found (the search then unwinds).
   // `level`: the height being filled; no buffer still to place goes below it.
   bool dfs(size_t placed, uint64_t level) {
-    ++nodes_;
     if (placed == items_.size()) {
+      ++nodes_;
       found_ = off_;
       return true;
     }
-    if (out_of_limits()) return false;
-    // A state (what is placed, the skyline where buffers remain, the level) that failed
-    // once fails again: two 64-bit hashes of it.
-    const std::pair<uint64_t, uint64_t> key = state_key(level);
-    if (failed_.count(key)) return false;
-    const bool ok = expand(placed, level);
-    if (!ok && !stopped_ && failed_.size() < kMemo) failed_.insert(key);
+    // The waste children are a loop in this frame, not a recursion (a unit at a time:
+    // a deep slack would overflow the stack), undone when it returns.
+    std::vector<std::pair<size_t, uint64_t>> raised;
+    std::vector<std::pair<uint64_t, uint64_t>> seen;
+    bool ok = false;
+    for (;;) {
+      ++nodes_;
+      if (out_of_limits()) break;
+      // A state (what is placed, the skyline where buffers remain, the level) that
+      // failed once fails again: two 64-bit hashes of it.
+      const std::pair<uint64_t, uint64_t> key = state_key(level);
+      if (failed_.count(key)) break;
+      seen.push_back(key);
+      size_t low = 0;
+      uint64_t h = 0;
+      const Step st = expand(placed, level, low, h);
+      if (st == Step::found) {
+        ok = true;
+        break;
+      }
+      if (st == Step::pruned || stopped_) break;
+      // Waste: nothing rests at h over `low`; it rises by one unit.
+      raised.emplace_back(low, sky_[low]);
+      sky_[low] = h + 1;
+      level = h;
+    }
+    for (auto it = raised.rbegin(); it != raised.rend(); ++it) sky_[it->first] = it->second;
+    if (!ok && !stopped_)
+      for (const auto& k : seen)
+        if (failed_.size() < kMemo) failed_.insert(k);
     return ok;
   }
+
+  enum class Step : uint8_t { found, pruned, waste };
 
   static constexpr size_t kMemo = 4'000'000;
 
@@ -400,7 +425,10 @@ class ExactSearch {
     return {a, b};
   }
 
-  bool expand(size_t placed, uint64_t level) {
+  // One node: the bounds, then each buffer that can rest at the lowest section (its
+  // subtree searched); `waste` when none led to a placement and the section may waste
+  // a unit (`low`, `h` say where).
+  Step expand(size_t placed, uint64_t level, size_t& low_out, uint64_t& h_out) {
     // Bound (2), with what is still to place at section t starting no lower than the
     // lowest that any of them can rest (a buffer rests on the skyline over its whole
     // lifetime: a step to its left raises it); and the lowest section still to fill
@@ -409,14 +437,14 @@ class ExactSearch {
     for (size_t k = 0; k < items_.size(); ++k) {
       if (placed_[k]) continue;
       const uint64_t f = std::max(floor_of(k), level);
-      if (f + size_[k] > W_) return false;  // bound (1): it only rises from here
+      if (f + size_[k] > W_) return Step::pruned;  // bound (1): it only rises from here
       for (int t = lo_[k]; t < hi_[k]; ++t) lowest_[static_cast<size_t>(t)] = std::min(lowest_[static_cast<size_t>(t)], f);
     }
     size_t low = SIZE_MAX;
     uint64_t h = UINT64_MAX;
     for (size_t t = 0; t < rem_.size(); ++t) {
       if (!rem_[t]) continue;
-      if (lowest_[t] + rem_[t] > W_) return false;
+      if (lowest_[t] + rem_[t] > W_) return Step::pruned;
       const uint64_t f = std::max(sky_[t], level);
       if (f < h) h = f, low = t;
     }
@@ -426,7 +454,7 @@ class ExactSearch {
     std::vector<size_t> kids;
     for (size_t k = 0; k < items_.size(); ++k) {
       if (placed_[k] || lo_[k] > static_cast<int>(low) || hi_[k] <= static_cast<int>(low)) continue;
-      if (h + size_[k] > W_) return false;  // bound (1): it must cover `low`, at h or above
+      if (h + size_[k] > W_) return Step::pruned;  // bound (1): it must cover `low`, at h or above
       if (floor_of(k) > h) continue;
       kids.push_back(k);
     }
@@ -461,14 +489,12 @@ class ExactSearch {
         rem_[static_cast<size_t>(lo_[k]) + d] += size_[k];
       }
       placed_[k] = false;
-      if (ok || stopped_) return ok;
+      if (ok) return Step::found;
+      if (stopped_) return Step::pruned;
     }
-    // Waste: nothing rests at h over `low`; it rises by one unit.
-    const uint64_t was = sky_[low];
-    sky_[low] = h + 1;
-    const bool ok = dfs(placed, h);
-    sky_[low] = was;
-    return ok;
+    low_out = low;
+    h_out = h;
+    return Step::waste;
   }
 
   const std::vector<uint32_t>& items_;

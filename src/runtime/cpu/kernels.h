@@ -27,7 +27,7 @@
 //
 // Determinism: for a fixed thread count every kernel gives bit-identical results run
 // after run (no atomics, no run-to-run varying reduction order). dlmem's own loops
-// (kernels_own.cpp, kernels_batch_norm.cpp) give the same bits for any thread count.
+// (kernels/*.cpp that are loops, kernels/batch_norm.cpp) give the same bits for any thread count.
 //
 // User errors (a label or id out of range, impossible shapes in infer_output(), a
 // dropout p outside [0, 1]) throw std::invalid_argument naming the value and the valid
@@ -98,7 +98,7 @@ void avg_pool2d_bwd(Context&, const Pool2dShape&, const float* dy, float* dx, vo
 // ---- batch normalisation over (N, H, W) per channel C, NCHW ----
 // Training forward: y = gamma * (x - mean) / sqrt(var + eps) + beta with the batch's
 // mean and biased variance, written to mean/var (C each). Backward needs no beta.
-// dlmem's own loops (kernels_batch_norm.cpp: oneDNN's batch norm on plain NCHW is its
+// dlmem's own loops (kernels/batch_norm.cpp: oneDNN's batch norm on plain NCHW is its
 // slow generic path), so the same bits for any thread count; y may be x, dx may be dy
 // or x. They need no scratch: the queries return 0 (scratch may be nullptr).
 size_t batch_norm_fwd_scratch_bytes(Context&, int64_t n, int64_t c, int64_t hw, bool training);

@@ -824,7 +824,7 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
                        static_cast<float*>(a.inputs[2]));
       break;
     case OpKind::adam_update: {
-      // The scalars exactly as the cpu backend computes them (kernels_own.cpp).
+      // The scalars exactly as the cpu backend computes them (cpu/kernels/optim.cpp).
       const float lr = static_cast<float>(at.lr), b1 = static_cast<float>(at.beta1), b2 = static_cast<float>(at.beta2);
       const double step = static_cast<double>(a.step + 1);
       const double bc1 = 1.0 - std::pow(static_cast<double>(b1), step);

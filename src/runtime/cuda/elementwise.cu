@@ -82,7 +82,7 @@ __global__ void binary_bcast_k(bool mul, Broadcast bc, int64_t n, const float* a
 
 // ---------------------------------------------------------------- dropout
 
-// splitmix64's finaliser, exactly as src/runtime/cpu/kernels_own.cpp (Steele, Lea,
+// splitmix64's finaliser, exactly as src/runtime/cpu/kernels/elementwise.cpp (Steele, Lea,
 // Flood, OOPSLA 2014): the same (seed, step, i) gives the same mask on both backends.
 __host__ __device__ inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;

@@ -793,7 +793,7 @@ BnRun run_bn(Context& ctx, bool onednn, int64_t n, int64_t c, int64_t hw, float 
   return r;
 }
 
-// dlmem's batch norm (kernels_batch_norm.cpp) against the oneDNN primitive it replaced,
+// dlmem's batch norm (kernels/batch_norm.cpp) against the oneDNN primitive it replaced,
 // on shapes with odd and tiny H*W (runs shorter than the 8 accumulator lanes, and
 // not a multiple of them), N = 1, [N, C] (hw = 1) and a ResNet-like shape big enough
 // to run in parallel. Both compute in f32 from the same inputs; they differ only in

@@ -1,7 +1,7 @@
 // Batch normalisation on plain NCHW (and [N, C], hw = 1): dlmem's own loops, not
 // oneDNN's primitive.
 //
-// Why by hand: dlmem's tensors are plain NCHW (kernels_dnnl.cpp's header), and on that
+// Why by hand: dlmem's tensors are plain NCHW (kernels/common.h), and on that
 // layout oneDNN 2.6 has only its generic batch norm (`ncsp_bnorm:any` in
 // ONEDNN_VERBOSE; its fast jit versions want blocked nChw8c/16c or nhwc). Measured on
 // ResNet-18 batch 16, 2 threads (ONEDNN_VERBOSE): on an idle machine it took 238 ms of

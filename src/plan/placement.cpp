@@ -524,6 +524,9 @@ class ExactSearch {
 
 }  // namespace
 
+// Nodes of the shortest restart (Luby's unit).
+constexpr uint64_t kRestartUnit = 256;
+
 ExactResult place_exact(const std::vector<Interval>& iv, const Placement& start, const ExactOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   ExactResult r;
@@ -548,12 +551,24 @@ ExactResult place_exact(const std::vector<Interval>& iv, const Placement& start,
   if (r.placement.size > r.lower) {
     // First the lower bound itself, with half the time: where it is reached (tight
     // problems) nothing else needs searching. The search's mistakes near the root are
-    // costly (heavy tails), so it restarts with shuffled orders and growing node
-    // budgets, then ends with a complete search for what time is left of the half.
+    // costly (heavy tails), so it restarts with shuffled orders on Luby's budgets for
+    // three quarters of that, then ends with a complete search for what is left.
     const double half = o.time_limit_s / 2;
     bool done = false;
-    for (uint64_t r_ = 1, budget = 2000; !done && r_ <= 12 && search.elapsed() < half / 2; ++r_, budget *= 2) {
-      if (auto f = search.find(units(r.lower), half / 2 - search.elapsed(), r_, budget)) adopt(*f), done = true;
+    // Luby's sequence (1 1 2 1 1 2 4 ...) of node budgets: the optimal universal
+    // restart strategy for a search whose run length is unknown (Luby, Sinclair and
+    // Zuckerman 1993).
+    auto luby = [](uint64_t i) {  // i >= 1
+      for (;;) {
+        uint64_t k = 1;
+        while ((uint64_t{1} << k) - 1 < i) ++k;
+        if ((uint64_t{1} << k) - 1 == i) return uint64_t{1} << (k - 1);
+        i -= (uint64_t{1} << (k - 1)) - 1;
+      }
+    };
+    for (uint64_t r_ = 1; !done && search.elapsed() < half * 0.75; ++r_) {
+      if (auto f = search.find(units(r.lower), half * 0.75 - search.elapsed(), r_, kRestartUnit * luby(r_)))
+        adopt(*f), done = true;
     }
     if (!done && search.elapsed() < half)
       if (auto f = search.find(units(r.lower), half - search.elapsed())) adopt(*f);

@@ -566,12 +566,17 @@ ExactResult place_exact(const std::vector<Interval>& iv, const Placement& start,
         i -= (uint64_t{1} << (k - 1)) - 1;
       }
     };
-    for (uint64_t r_ = 1; !done && search.elapsed() < half * 0.75; ++r_) {
-      if (auto f = search.find(units(r.lower), half * 0.75 - search.elapsed(), r_, kRestartUnit * luby(r_)))
-        adopt(*f), done = true;
+    // With a node limit the phases are shares of it too (3/8 restarts, 1/8 complete),
+    // so that the result does not depend on the machine's speed.
+    const uint64_t N = o.node_limit;
+    auto nodes_before = [&](uint64_t share8) { return N == 0 || search.nodes() < N / 8 * share8; };
+    for (uint64_t r_ = 1; !done && search.elapsed() < half * 0.75 && nodes_before(3); ++r_) {
+      uint64_t cap = kRestartUnit * luby(r_);
+      if (N) cap = std::min(cap, N / 8 * 3 - search.nodes());
+      if (auto f = search.find(units(r.lower), half * 0.75 - search.elapsed(), r_, cap)) adopt(*f), done = true;
     }
-    if (!done && search.elapsed() < half)
-      if (auto f = search.find(units(r.lower), half - search.elapsed())) adopt(*f);
+    if (!done && search.elapsed() < half && nodes_before(4))
+      if (auto f = search.find(units(r.lower), half - search.elapsed(), 0, N ? N / 2 - search.nodes() : 0)) adopt(*f);
     // Then down from the best known, one unit at a time.
     while (r.placement.size > r.lower) {
       const double left = o.time_limit_s - search.elapsed();

@@ -47,7 +47,9 @@ struct PlanOptions {
   PlaceAlgo placement = PlaceAlgo::best;
   double time_limit_s = 60;  // solvers (recompute:milp)
   // Seconds the exact placement search (plan/placement.h) may take when the
-  // heuristics' arena is over the budget but max live is within it; 0: never.
+  // heuristics' arena is over the budget but max live is within it; 0: never. The
+  // search also has a node budget (20M / buffers), so a plan does not depend on the
+  // machine's speed unless this limit binds first.
   double place_time_limit_s = 1;
   // "" (lossless) or the reduced precision for stashes that are read exactly (fp16,
   // bf16, fp8-e4m3): opted into by --lossy, never a default.

@@ -30,7 +30,10 @@ void place_exactly(Plan& p, const PlanOptions& o) {
   start.offsets.resize(ids.size());
   for (size_t i = 0; i < ids.size(); ++i)
     start.offsets[i] = static_cast<uint64_t>(std::max<int64_t>(0, p.buffers[static_cast<size_t>(ids[i])].offset));
-  const ExactResult r = place_exact(iv, start, {.time_limit_s = o.place_time_limit_s});
+  // A node budget (about a second's work at 300 buffers) so that the plan does not
+  // depend on the machine's speed; the time limit only caps it.
+  const uint64_t nodes = std::max<uint64_t>(1000, 20'000'000 / std::max<size_t>(iv.size(), 1));
+  const ExactResult r = place_exact(iv, start, {.time_limit_s = o.place_time_limit_s, .node_limit = nodes});
   if (r.placement.size >= p.device_arena) return;
   for (size_t i = 0; i < ids.size(); ++i) p.buffers[static_cast<size_t>(ids[i])].offset = static_cast<int64_t>(r.placement.offsets[i]);
   p.device_arena = r.placement.size;

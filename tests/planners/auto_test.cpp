@@ -25,6 +25,11 @@ constexpr int kThreads = 1;  // as swap_test.cpp: libgomp's barriers are invisib
 constexpr int kThreads = 2;
 #endif
 
+// The exact placement search runs on a clock (make_plan, --place-time-limit): these
+// tests compare planners and replan budgets, so they place with the deterministic
+// heuristics only.
+const PlanOptions kHeuristicPlacement{.place_time_limit_s = 0};
+
 double seconds(const session::Session& s, const plan::Plan& p) {
   return sim::simulate(s.graph(), p, s.cost_model(), {.record_memory = false}).makespan;
 }
@@ -48,7 +53,7 @@ void expect_never_slower(const session::Session& s, const std::vector<double>& s
     std::string best_name;
     for (const std::string& f : families()) {
       try {
-        const plan::Plan p = s.plan({.policy = f, .budget = budget});
+        const plan::Plan p = s.plan({.policy = f, .budget = budget, .options = kHeuristicPlacement});
         if (p.device_arena > budget) continue;
         if (const double t = seconds(s, p); t < best) best = t, best_name = f;
       } catch (const OutOfMemory&) {
@@ -56,7 +61,7 @@ void expect_never_slower(const session::Session& s, const std::vector<double>& s
     }
     plan::Plan a;
     try {
-      a = s.plan({.policy = "auto", .budget = budget});
+      a = s.plan({.policy = "auto", .budget = budget, .options = kHeuristicPlacement});
     } catch (const OutOfMemory& e) {
       EXPECT_TRUE(best_name.empty()) << best_name << " fits but auto does not: " << e.what();
       continue;
@@ -161,7 +166,7 @@ std::string smallest_share(const train::TrainConfig& c, const std::vector<int>& 
   for (int pct : shares) {
     const uint64_t budget = s.budget(std::to_string(pct) + "%");
     try {
-      s.plan({.policy = "auto", .budget = budget});
+      s.plan({.policy = "auto", .budget = budget, .options = kHeuristicPlacement});
       return std::to_string(budget);
     } catch (const OutOfMemory&) {
     }
@@ -181,6 +186,7 @@ Explanation expect_bit_identical(train::TrainConfig c, const std::vector<int>& s
   c.epochs = 1;
   c.steps_per_epoch = 2;
   c.threads = kThreads;
+  c.plan_options = kHeuristicPlacement;
   const std::string budget = smallest_share(c, shares);
   SCOPED_TRACE(c.model + " auto at " + budget + " bytes");
   train::Trainer ref(c);

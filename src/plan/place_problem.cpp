@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -164,16 +166,42 @@ PlaceProblem tight_instance(uint64_t width, int horizon, int pieces, uint64_t se
 std::string find_overlap(const PlaceProblem& pb, const std::vector<uint64_t>& offsets) {
   if (offsets.size() != pb.sizes.size()) return "offsets for " + std::to_string(offsets.size()) + " of " +
                                                 std::to_string(pb.sizes.size()) + " buffers";
-  for (size_t a = 0; a < offsets.size(); ++a) {
-    if (pb.alignment > 1 && offsets[a] % pb.alignment) return "buffer " + std::to_string(pb.ids[a]) + " unaligned";
-    for (size_t b = a + 1; b < offsets.size(); ++b) {
-      const Interval &x = pb.intervals[a], &y = pb.intervals[b];
-      const bool together = x.begin < y.end && y.begin < x.end;
-      const bool apart = offsets[a] + pb.sizes[a] <= offsets[b] || offsets[b] + pb.sizes[b] <= offsets[a] ||
-                         pb.sizes[a] == 0 || pb.sizes[b] == 0;
-      if (together && !apart)
-        return "buffers " + std::to_string(pb.ids[a]) + " and " + std::to_string(pb.ids[b]) + " overlap";
+  // A sweep over time (ends before begins at one time: lifetimes are half-open) with
+  // the live buffers ordered by offset: while none overlap, their address ranges are
+  // disjoint, so a new one can only overlap its neighbours in that order. O(n log n),
+  // and it shares nothing with the placement code it checks.
+  struct Event {
+    int t;
+    bool begins;
+    size_t k;
+  };
+  std::vector<Event> events;
+  for (size_t k = 0; k < offsets.size(); ++k) {
+    if (pb.alignment > 1 && offsets[k] % pb.alignment) return "buffer " + std::to_string(pb.ids[k]) + " unaligned";
+    if (pb.sizes[k] == 0) continue;
+    events.push_back({pb.intervals[k].begin, true, k});
+    events.push_back({pb.intervals[k].end, false, k});
+  }
+  std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
+    return a.t != b.t ? a.t < b.t : (a.begins != b.begins ? !a.begins : a.k < b.k);
+  });
+  auto overlap = [&](size_t a, size_t b) {
+    return "buffers " + std::to_string(pb.ids[a]) + " and " + std::to_string(pb.ids[b]) + " overlap";
+  };
+  std::map<uint64_t, size_t> live;  // offset -> buffer
+  for (const Event& e : events) {
+    if (!e.begins) {
+      live.erase(offsets[e.k]);
+      continue;
     }
+    const uint64_t off = offsets[e.k];
+    auto next = live.lower_bound(off);
+    if (next != live.end() && next->first < off + pb.sizes[e.k]) return overlap(e.k, next->second);
+    if (next != live.begin()) {
+      const auto prev = std::prev(next);
+      if (prev->first + pb.sizes[prev->second] > off) return overlap(prev->second, e.k);
+    }
+    live.emplace(off, e.k);
   }
   return "";
 }

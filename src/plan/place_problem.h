@@ -44,8 +44,8 @@ std::string to_csv(const PlaceProblem&);
 // the optimum height is exactly `width` and equals max live. Deterministic in `seed`.
 PlaceProblem tight_instance(uint64_t width, int horizon, int pieces, uint64_t seed);
 
-// The first overlap of two buffers live at the same time, as a message; empty when the
-// offsets are a valid placement (an independent pairwise check, for tests).
+// An overlap of two buffers live at the same time, as a message; empty when the
+// offsets are a valid placement (an independent check: a sweep over time, O(n log n)).
 std::string find_overlap(const PlaceProblem&, const std::vector<uint64_t>& offsets);
 
 }  // namespace dlmem::plan

@@ -81,6 +81,17 @@ TEST(ExactPlacement, RandomProblemsAreValidAndNoHigherThanTheHeuristics) {
   }
 }
 
+// The checker itself: half-open lifetimes and address ranges, zero sizes take nothing.
+TEST(FindOverlap, FindsOverlapsAndOnlyThem) {
+  const PlaceProblem pb = parse_place_csv("1,0,4,10\n2,4,8,10\n3,2,6,5\n4,1,3,0\n");
+  EXPECT_EQ(find_overlap(pb, {0, 0, 10, 0}), "");    // 1 and 2 meet in time only; 3 above both
+  EXPECT_EQ(find_overlap(pb, {0, 0, 9, 3}), "buffers 1 and 3 overlap");
+  EXPECT_EQ(find_overlap(pb, {10, 0, 5, 0}), "buffers 2 and 3 overlap");  // 3 under 1, into 2
+  EXPECT_EQ(find_overlap(pb, {0, 15, 10, 0}), "");                         // adjacent in memory
+  EXPECT_EQ(find_overlap(pb, {0, 14, 10, 0}), "buffers 3 and 2 overlap");
+  EXPECT_NE(find_overlap(pb, {0, 0}), "");
+}
+
 TEST(PlaceCsv, BadRowsNameTheLine) {
   struct Case {
     const char* text;

@@ -128,8 +128,8 @@ TEST(Explain, ReadsEachFamilysDecisions) {
     const size_t k = static_cast<size_t>(c.expect);
     EXPECT_GT(e.count[k], 0);
     // The totals are the per-tensor sums.
-    std::vector<int> count(5, 0);
-    std::vector<uint64_t> bytes(5, 0), saved(5, 0);
+    std::vector<int> count(kDecisions, 0);
+    std::vector<uint64_t> bytes(kDecisions, 0), saved(kDecisions, 0);
     for (const TensorDecision& d : e.tensors) {
       const size_t i = static_cast<size_t>(d.decision);
       ++count[i];

@@ -52,6 +52,7 @@ Pass auto_pass();
 
 // What a plan does with one stashed tensor (a forward result a backward node reads).
 enum class Decision : uint8_t { keep, share, recompute, swap, encode };
+inline constexpr size_t kDecisions = 5;
 std::string_view decision_name(Decision);
 
 struct TensorDecision {

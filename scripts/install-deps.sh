@@ -16,6 +16,8 @@ pkgs=(
   libgtest-dev libgmock-dev
   libbenchmark-dev       # micro benchmarks
   zlib1g-dev             # reading the gzipped IDX files
+  libonnx-dev libprotobuf-dev  # ONNX import: ONNX's own protobuf schema
+  libonnx-testdata       # the ONNX backend node tests (make test runs the supported ones)
   libzstd-dev liblz4-dev # general codecs for host-side swap buffers
   dataset-fashion-mnist  # the demo's data, under /usr/share/datasets/fashion-mnist
 )

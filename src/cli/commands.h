@@ -38,6 +38,7 @@ std::function<int()> add_plan(CLI::App& app);
 std::function<int()> add_train(CLI::App& app);
 std::function<int()> add_compress(CLI::App& app);
 std::function<int()> add_infer(CLI::App& app);
+std::function<int()> add_run(CLI::App& app);
 std::function<int()> add_simulate(CLI::App& app);
 std::function<int()> add_calibrate(CLI::App& app);
 std::function<int()> add_place(CLI::App& app);

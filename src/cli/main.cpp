@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   add(dlmem::cli::add_train);
   add(dlmem::cli::add_compress);
   add(dlmem::cli::add_infer);
+  add(dlmem::cli::add_run);
   add(dlmem::cli::add_simulate);
   add(dlmem::cli::add_calibrate);
   add(dlmem::cli::add_place);

@@ -5,7 +5,16 @@ namespace dlmem::cli {
 
 void ModelArgs::add(CLI::App& app, int64_t default_batch) {
   batch = default_batch;  // `optimizer` keeps the default the command set
-  app.add_option("--model,-m", model, "zoo model (see 'dlmem models')")->capture_default_str();
+  auto* m = app.add_option("--model,-m", model, "zoo model (see 'dlmem models')")->capture_default_str();
+  app.add_option_function<std::string>(
+         "--onnx",
+         [this](const std::string& f) {
+           if (!f.ends_with(".onnx")) throw CLI::ValidationError("--onnx", "expects an ONNX model file (*.onnx), got '" + f + "'");
+           model = f;
+         },
+         "an ONNX model (FILE.onnx) instead of a zoo model: its initializers are the weights, --batch binds a "
+         "symbolic batch dimension, and training adds the mean cross-entropy of its [batch, classes] output")
+      ->excludes(m);
   app.add_option("--batch,-b", batch, "mini-batch size")->capture_default_str();
   app.add_option("--image-size", image_size, "input height and width (0: the model's standard)");
   app.add_option("--seq-len", seq_len, "sequence length of token models (0: default)");

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -26,12 +27,14 @@ using NodeId = int32_t;
 inline constexpr ValueId kNoValue = -1;
 inline constexpr NodeId kNoNode = -1;
 
-// How a weight is initialised (as the reference implementations do it).
+// How a weight is initialised (as the reference implementations do it), or its given
+// values (an imported model's initializers; shared between copies of a graph).
 struct Init {
-  enum class Kind : uint8_t { none, zeros, ones, uniform, normal };
+  enum class Kind : uint8_t { none, zeros, ones, uniform, normal, given };
   Kind kind = Kind::none;
   float a = 0;  // uniform: low;  normal: mean
   float b = 0;  // uniform: high; normal: std
+  std::shared_ptr<const std::vector<float>> values;  // given: numel() floats
 };
 
 struct Value {

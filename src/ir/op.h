@@ -28,11 +28,16 @@ enum class OpKind : uint16_t {
   conv2d, linear, matmul, add, mul, scale, relu, relu6, gelu, tanh, sigmoid, max_pool2d,
   avg_pool2d, global_avg_pool, batch_norm, layer_norm, dropout, softmax, causal_mask,
   softmax_xent, concat, reshape, transpose, slice, embedding,
+  // forward ops ONNX models need (src/models/onnx): numpy-broadcasting sub/div,
+  // element-wise math (pow: x^alpha), leaky ReLU (slope alpha), log-softmax over the
+  // last dimension, and expand (broadcast to attrs.shape; the gradient of reduce_sum)
+  sub, div, pow, sqrt, erf, exp, log, leaky_relu, log_softmax, expand,
   // backward
   conv2d_bwd_data, conv2d_bwd_weight, linear_bwd_data, linear_bwd_weight, relu_bwd,
   relu6_bwd, gelu_bwd, tanh_bwd, sigmoid_bwd, max_pool2d_bwd, avg_pool2d_bwd,
   global_avg_pool_bwd, batch_norm_bwd, layer_norm_bwd, dropout_bwd, softmax_bwd,
   causal_mask_bwd, softmax_xent_bwd, slice_bwd, reduce_sum, embedding_bwd, fill,
+  erf_bwd, leaky_relu_bwd, log_softmax_bwd,
   // optimizer updates (mutate their inputs in place, no outputs)
   sgd_update, adam_update,
   kCount

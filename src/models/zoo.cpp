@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "models/common.h"
+#include "models/onnx/onnx.h"
 #include "util/error.h"
 
 namespace dlmem::models {
@@ -153,6 +154,14 @@ std::vector<ModelInfo> list_models() {
 }
 
 ir::Graph build_model(std::string_view name, const ModelConfig& config) {
+  if (name.ends_with(".onnx")) {
+    if (config.image_size || config.num_classes || config.seq_len || config.vocab)
+      throw Error("'", name, "' is an ONNX model: its input size, classes, sequence length and vocabulary are the "
+                  "file's (only --batch applies)");
+    return onnx::import_model(std::string(name), {.batch = config.batch, .training = config.training,
+                                                  .as_zoo_model = true, .seed = config.seed})
+        .graph;
+  }
   for (const Entry& e : registry()) {
     if (name != e.name) continue;
     check_config(name, config, e.uses);

@@ -38,6 +38,8 @@ struct ModelInfo {
 
 std::vector<ModelInfo> list_models();
 // Throws dlmem::Error for an unknown name (listing the known ones) or a bad config.
+// A name ending in ".onnx" is an ONNX file, imported with the zoo's conventions
+// (models/onnx/onnx.h).
 ir::Graph build_model(std::string_view name, const ModelConfig& config);
 
 }  // namespace dlmem::models

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <random>
 
+#include "util/error.h"
+
 namespace dlmem::train {
 
 namespace {
@@ -22,6 +24,11 @@ std::vector<float> init_values(const ir::Value& v, uint64_t seed) {
     case ir::Init::Kind::none:
     case ir::Init::Kind::zeros: break;
     case ir::Init::Kind::ones: std::fill(out.begin(), out.end(), 1.0f); break;
+    case ir::Init::Kind::given:
+      DLMEM_CHECK(v.init.values && v.init.values->size() == out.size(), "weight ", v.name, " has ",
+                  v.init.values ? v.init.values->size() : 0, " given values for ", v.type.str());
+      std::copy(v.init.values->begin(), v.init.values->end(), out.begin());
+      break;
     case ir::Init::Kind::uniform:
       for (float& x : out) x = static_cast<float>(v.init.a + (v.init.b - v.init.a) * unit(rng));
       break;

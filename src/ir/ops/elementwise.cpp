@@ -1,5 +1,6 @@
-// Element-wise ops: add/mul with broadcasting, scale, activations, dropout, causal
-// mask, fill, reduce_sum (the gradient of a broadcast).
+// Element-wise ops: add/mul/sub/div with broadcasting, scale, activations, math
+// (pow, sqrt, erf, exp, log), dropout, causal mask, fill, reduce_sum (the gradient of
+// a broadcast) and expand (its inverse).
 #include "ir/ops/common.h"
 
 namespace dlmem::ir::ops {
@@ -100,6 +101,77 @@ std::vector<TensorType> infer_reduce_sum(const Node& n, TypeList in) {
   return {f32(s)};
 }
 
+Attrs alpha_attrs(double alpha) {
+  Attrs a;
+  a.alpha = alpha;
+  return a;
+}
+
+void grad_sub(GradContext& c) {
+  if (c.needs(0)) c.set(0, unbroadcast(c, c.dy(0), c.x(0), "reduce_a"));
+  if (c.needs(1))
+    c.set(1, unbroadcast(c, c.emit1(OpKind::scale, "neg_b", alpha_attrs(-1), {c.dy(0)}), c.x(1), "reduce_b"));
+}
+// y = a / b: da = dy / b, db = -(dy * y) / b.
+void grad_div(GradContext& c) {
+  if (c.needs(0))
+    c.set(0, unbroadcast(c, c.emit1(OpKind::div, "bwd_a", {}, {c.dy(0), c.x(1)}), c.x(0), "reduce_a"));
+  if (c.needs(1)) {
+    ValueId t = c.emit1(OpKind::mul, "bwd_b_dy_y", {}, {c.dy(0), c.y(0)});
+    t = c.emit1(OpKind::div, "bwd_b_div", {}, {t, c.x(1)});
+    c.set(1, unbroadcast(c, c.emit1(OpKind::scale, "bwd_b", alpha_attrs(-1), {t}), c.x(1), "reduce_b"));
+  }
+}
+// y = x^p: dx = p * dy * x^(p-1).
+void grad_pow(GradContext& c) {
+  const double p = c.attrs().alpha;
+  ValueId t = c.emit1(OpKind::pow, "bwd_pow", alpha_attrs(p - 1), {c.x(0)});
+  t = c.emit1(OpKind::mul, "bwd_mul", {}, {c.dy(0), t});
+  c.set(0, c.emit1(OpKind::scale, "bwd", alpha_attrs(p), {t}));
+}
+// y = sqrt(x): dx = dy / (2 y).
+void grad_sqrt(GradContext& c) {
+  c.set(0, c.emit1(OpKind::scale, "bwd", alpha_attrs(0.5),
+                   {c.emit1(OpKind::div, "bwd_div", {}, {c.dy(0), c.y(0)})}));
+}
+void grad_exp(GradContext& c) { c.set(0, c.emit1(OpKind::mul, "bwd", {}, {c.dy(0), c.y(0)})); }
+void grad_log(GradContext& c) { c.set(0, c.emit1(OpKind::div, "bwd", {}, {c.dy(0), c.x(0)})); }
+void grad_erf(GradContext& c) { c.set(0, c.emit1(OpKind::erf_bwd, "bwd", {}, {c.dy(0), c.x(0)})); }
+void grad_leaky_relu(GradContext& c) {
+  c.set(0, c.emit1(OpKind::leaky_relu_bwd, "bwd", alpha_attrs(c.attrs().alpha), {c.dy(0), c.x(0)}));
+}
+
+// expand(x) -> attrs.shape: x broadcast (aligned on the right, dims equal or 1).
+std::vector<TensorType> infer_expand(const Node& n, TypeList in) {
+  const TensorType& x = *in[0];
+  const Shape& s = n.attrs.shape;
+  bool ok = x.rank() <= static_cast<int>(s.size());
+  for (int i = 1; ok && i <= x.rank(); ++i) {
+    const int64_t d = x.shape[static_cast<size_t>(x.rank() - i)];
+    ok = d == 1 || d == s[s.size() - static_cast<size_t>(i)];
+  }
+  if (!ok) fail(n, "cannot expand ", x.str(), " to ", shape_str(s));
+  expect_dtype(n, x, DType::f32, "input");
+  return {f32(s)};
+}
+// The gradients of expand and reduce_sum are each other.
+void grad_expand(GradContext& c) {
+  Attrs a;
+  a.shape = c.type(c.x(0)).shape;
+  c.set(0, c.emit1(OpKind::reduce_sum, "bwd", a, {c.dy(0)}));
+}
+void grad_reduce_sum(GradContext& c) {
+  Attrs a;
+  a.shape = c.type(c.x(0)).shape;
+  c.set(0, c.emit1(OpKind::expand, "bwd", a, {c.dy(0)}));
+}
+
+// A forward element-wise op whose backward is built from other ops (`grad`).
+OpDef unary(std::string_view name, Saved (*saved)(const Node&), void (*grad)(GradContext&)) {
+  return OpDef{.name = name, .infer = same_as_input, .flops = flops_per_element, .saved = saved,
+               .grad = grad, .inplace = {{0, 0}}};
+}
+
 void set_eltwise(Registry& r, OpKind fwd, OpKind bwd, std::string_view fname,
                  std::string_view bname, bool uses_output) {
   r[static_cast<size_t>(fwd)] = OpDef{
@@ -122,6 +194,26 @@ void register_elementwise(Registry& r) {
       .name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary,
       .flops = flops_per_element, .saved = saved_mask<0b11, 0>, .grad = grad_mul,
       .inplace = {{0, 0}, {0, 1}}};
+  r[static_cast<size_t>(OpKind::sub)] = OpDef{
+      .name = "sub", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary,
+      .flops = flops_per_element, .saved = saved_mask<0, 0>, .grad = grad_sub,
+      .inplace = {{0, 0}, {0, 1}}};
+  r[static_cast<size_t>(OpKind::div)] = OpDef{
+      .name = "div", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary,
+      .flops = flops_per_element, .saved = saved_mask<0b10, 0b1>, .grad = grad_div,
+      .inplace = {{0, 0}, {0, 1}}};
+  r[static_cast<size_t>(OpKind::pow)] = unary("pow", saved_mask<1, 0>, grad_pow);
+  r[static_cast<size_t>(OpKind::sqrt)] = unary("sqrt", saved_mask<0, 1>, grad_sqrt);
+  r[static_cast<size_t>(OpKind::exp)] = unary("exp", saved_mask<0, 1>, grad_exp);
+  r[static_cast<size_t>(OpKind::log)] = unary("log", saved_mask<1, 0>, grad_log);
+  r[static_cast<size_t>(OpKind::erf)] = unary("erf", saved_mask<1, 0>, grad_erf);
+  r[static_cast<size_t>(OpKind::leaky_relu)] = unary("leaky_relu", saved_mask<1, 0>, grad_leaky_relu);
+  for (auto [k, name] : {std::pair{OpKind::erf_bwd, "erf_bwd"}, std::pair{OpKind::leaky_relu_bwd, "leaky_relu_bwd"}})
+    r[static_cast<size_t>(k)] = OpDef{.name = name, .min_inputs = 2, .max_inputs = 2, .infer = infer_eltwise_bwd,
+                                      .flops = flops_per_element, .inplace = {{0, 0}, {0, 1}}};
+  r[static_cast<size_t>(OpKind::expand)] = OpDef{
+      .name = "expand", .infer = infer_expand, .flops = flops_per_element, .saved = saved_mask<0, 0>,
+      .grad = grad_expand};
   r[static_cast<size_t>(OpKind::scale)] = OpDef{
       .name = "scale", .infer = same_as_input, .flops = flops_per_element,
       .saved = saved_mask<0, 0>, .grad = grad_scale, .inplace = {{0, 0}}};
@@ -153,7 +245,8 @@ void register_elementwise(Registry& r) {
       .name = "fill", .min_inputs = 0, .max_inputs = 0, .infer = infer_fill};
   r[static_cast<size_t>(OpKind::reduce_sum)] = OpDef{
       .name = "reduce_sum", .infer = infer_reduce_sum,
-      .flops = [](const Node&, TypeList in, TypeList) { return static_cast<double>(in[0]->numel()); }};
+      .flops = [](const Node&, TypeList in, TypeList) { return static_cast<double>(in[0]->numel()); },
+      .saved = saved_mask<0, 0>, .grad = grad_reduce_sum};
 }
 
 }  // namespace dlmem::ir::ops

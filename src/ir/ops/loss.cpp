@@ -1,4 +1,4 @@
-// softmax over the last dimension and the mean softmax cross-entropy loss.
+// softmax and log-softmax over the last dimension and the mean softmax cross-entropy loss.
 #include "ir/ops/common.h"
 
 namespace dlmem::ir::ops {
@@ -11,6 +11,10 @@ double flops_softmax(const Node&, TypeList in, TypeList) {
 }
 void grad_softmax(GradContext& c) {
   c.set(0, c.emit1(OpKind::softmax_bwd, "bwd", {}, {c.dy(0), c.y(0)}));
+}
+// log_softmax_bwd(dy, y) -> dx = dy - exp(y) * sum(dy) per row.
+void grad_log_softmax(GradContext& c) {
+  c.set(0, c.emit1(OpKind::log_softmax_bwd, "bwd", {}, {c.dy(0), c.y(0)}));
 }
 
 // softmax_xent(logits[..., C] f32, labels[...] i32) -> loss[1], probs[..., C]
@@ -36,6 +40,12 @@ void register_loss(Registry& r) {
       .grad = grad_softmax, .inplace = {{0, 0}}};
   r[static_cast<size_t>(OpKind::softmax_bwd)] = OpDef{
       .name = "softmax_bwd", .min_inputs = 2, .max_inputs = 2, .infer = same,
+      .flops = flops_softmax, .inplace = {{0, 0}, {0, 1}}};
+  r[static_cast<size_t>(OpKind::log_softmax)] = OpDef{
+      .name = "log_softmax", .infer = same, .flops = flops_softmax, .saved = saved_mask<0, 1>,
+      .grad = grad_log_softmax, .inplace = {{0, 0}}};
+  r[static_cast<size_t>(OpKind::log_softmax_bwd)] = OpDef{
+      .name = "log_softmax_bwd", .min_inputs = 2, .max_inputs = 2, .infer = same,
       .flops = flops_softmax, .inplace = {{0, 0}, {0, 1}}};
   r[static_cast<size_t>(OpKind::softmax_xent)] = OpDef{
       .name = "softmax_xent", .min_inputs = 2, .max_inputs = 2, .infer = infer_xent,

@@ -134,12 +134,47 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
         break;
       }
       case OpKind::add:
-      case OpKind::mul: {
+      case OpKind::mul:
+      case OpKind::sub:
+      case OpKind::div: {
         auto bd = broadcast_dims(shape(n.inputs[1]), x0.size());
-        cpu::binary(ctx_, n.op == OpKind::add ? cpu::Binary::add : cpu::Binary::mul, static_cast<int>(x0.size()),
-                    x0.data(), bd.data(), in(0), in(1), out(0));
+        const cpu::Binary op = n.op == OpKind::add   ? cpu::Binary::add
+                               : n.op == OpKind::mul ? cpu::Binary::mul
+                               : n.op == OpKind::sub ? cpu::Binary::sub
+                                                     : cpu::Binary::div;
+        cpu::binary(ctx_, op, static_cast<int>(x0.size()), x0.data(), bd.data(), in(0), in(1), out(0));
         break;
       }
+      case OpKind::pow:
+      case OpKind::sqrt:
+      case OpKind::erf:
+      case OpKind::exp:
+      case OpKind::log:
+      case OpKind::leaky_relu: {
+        const cpu::Math m = n.op == OpKind::pow    ? cpu::Math::pow
+                            : n.op == OpKind::sqrt ? cpu::Math::sqrt
+                            : n.op == OpKind::erf  ? cpu::Math::erf
+                            : n.op == OpKind::exp  ? cpu::Math::exp
+                            : n.op == OpKind::log  ? cpu::Math::log
+                                                   : cpu::Math::leaky_relu;
+        cpu::math_fwd(ctx_, m, numel(x0), static_cast<float>(at.alpha), in(0), out(0));
+        break;
+      }
+      case OpKind::erf_bwd: cpu::erf_bwd(ctx_, numel(x0), in(0), in(1), out(0)); break;
+      case OpKind::leaky_relu_bwd:
+        cpu::leaky_relu_bwd(ctx_, numel(x0), static_cast<float>(at.alpha), in(0), in(1), out(0));
+        break;
+      case OpKind::expand: {
+        auto xd = broadcast_dims(x0, at.shape.size());
+        cpu::expand(ctx_, static_cast<int>(at.shape.size()), xd.data(), at.shape.data(), in(0), out(0));
+        break;
+      }
+      case OpKind::log_softmax:
+        cpu::log_softmax_fwd(ctx_, row_dims(g, n).rows, row_dims(g, n).cols, in(0), out(0));
+        break;
+      case OpKind::log_softmax_bwd:
+        cpu::log_softmax_bwd(ctx_, row_dims(g, n).rows, row_dims(g, n).cols, in(0), in(1), out(0));
+        break;
       case OpKind::scale: cpu::scale(ctx_, numel(x0), static_cast<float>(at.alpha), in(0), out(0)); break;
       case OpKind::relu:
       case OpKind::relu6:

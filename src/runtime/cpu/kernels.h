@@ -156,9 +156,19 @@ void scale(Context&, int64_t n, float alpha, const float* x, float* y);
 // ---- binary with NumPy broadcasting of b onto a (a's shape is the output shape) ----
 // `a_dims`/`b_dims` have the same rank (b padded with leading 1s by the caller); every
 // b dim is either equal to a's or 1. y may equal a.
-enum class Binary { add, mul };
+enum class Binary { add, mul, sub, div };
 void binary(Context&, Binary, int rank, const int64_t* a_dims, const int64_t* b_dims,
             const float* a, const float* b, float* y);
+// y = x broadcast to y_dims (x_dims of the same rank, each 1 or y's): the gradient of
+// reduce_sum. y must not overlap x.
+void expand(Context&, int rank, const int64_t* x_dims, const int64_t* y_dims, const float* x, float* y);
+// Element-wise math (y may equal x): pow (y = x^alpha), sqrt, erf, exp, log, leaky_relu
+// (slope alpha below 0); std:: functions of float, as PyTorch's CPU kernels.
+enum class Math { pow, sqrt, erf, exp, log, leaky_relu };
+void math_fwd(Context&, Math, int64_t n, float alpha, const float* x, float* y);
+// dx = dy * 2/sqrt(pi) * exp(-x^2); dx = dy * (x > 0 ? 1 : alpha). dx may equal dy or x.
+void erf_bwd(Context&, int64_t n, const float* dy, const float* x, float* dx);
+void leaky_relu_bwd(Context&, int64_t n, float alpha, const float* dy, const float* x, float* dx);
 // Sum `x` (dims x_dims) down to y (dims y_dims, same rank, each 1 or equal): the
 // gradient of a broadcast. Deterministic.
 size_t reduce_sum_scratch_bytes(Context&, int rank, const int64_t* x_dims, const int64_t* y_dims);
@@ -168,6 +178,9 @@ void reduce_sum(Context&, int rank, const int64_t* x_dims, const int64_t* y_dims
 // ---- softmax over the last dimension ----
 void softmax_fwd(Context&, int64_t rows, int64_t cols, const float* x, float* y);
 void softmax_bwd(Context&, int64_t rows, int64_t cols, const float* dy, const float* y, float* dx);
+// log-softmax over the last dimension (oneDNN's logsoftmax); backward reads y.
+void log_softmax_fwd(Context&, int64_t rows, int64_t cols, const float* x, float* y);
+void log_softmax_bwd(Context&, int64_t rows, int64_t cols, const float* dy, const float* y, float* dx);
 // x is [batch, T, T] (batch = the product of the leading dims): entries above the
 // diagonal (key j > query i) set to -inf (y may equal x). Backward zeroes the same
 // entries of dy (dx may equal dy).

@@ -835,6 +835,21 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
                         static_cast<float*>(a.inputs[3]));
       break;
     }
+    case OpKind::sub:
+    case OpKind::div:
+    case OpKind::pow:
+    case OpKind::sqrt:
+    case OpKind::erf:
+    case OpKind::exp:
+    case OpKind::log:
+    case OpKind::leaky_relu:
+    case OpKind::log_softmax:
+    case OpKind::expand:
+    case OpKind::erf_bwd:
+    case OpKind::leaky_relu_bwd:
+    case OpKind::log_softmax_bwd:
+      // The ops ONNX import added (issue 17) have cpu kernels only so far.
+      throw Error(ir::op_name(n.op), " has no cuda kernel yet; run this model with --device cpu");
     case OpKind::kCount: DLMEM_CHECK(false, "invalid op kind");
   }
 }

@@ -1,5 +1,7 @@
 // Element-wise ops: oneDNN eltwise, binary and reduction primitives, and dlmem's own loops (scale, fill, accumulate, copy, the causal mask, dropout).
 // What the kernel files share, and why some are oneDNN and some loops: common.h.
+#include <numbers>
+
 #include "runtime/cpu/kernels/common.h"
 
 namespace dlmem::cpu {
@@ -87,8 +89,11 @@ void binary(Context& ctx, Binary op, int rank, const int64_t* a_dims, const int6
   append_dims(key, rank, a_dims);
   append_dims(key, rank, b_dims);
   const CachedPrimitive& p = im.get(key, [&] {
-    dnnl::binary::desc d(op == Binary::add ? algorithm::binary_add : algorithm::binary_mul, a_md,
-                         b_md, a_md);
+    const algorithm alg = op == Binary::add   ? algorithm::binary_add
+                          : op == Binary::mul ? algorithm::binary_mul
+                          : op == Binary::sub ? algorithm::binary_sub
+                                              : algorithm::binary_div;
+    dnnl::binary::desc d(alg, a_md, b_md, a_md);
     return cached<dnnl::binary>(dnnl::binary::primitive_desc(d, user_scratchpad_attr(), im.engine));
   });
   im.execute(p,
@@ -143,6 +148,74 @@ void reduce_sum(Context& ctx, int rank, const int64_t* x_dims, const int64_t* y_
              {{DNNL_ARG_SRC, im.wrap(plain_md(to_dims(rank, x_dims)), x)},
               {DNNL_ARG_DST, im.wrap(plain_md(to_dims(rank, y_dims)), y)}},
              scratch);
+}
+
+// ---------------------------------------------------------------- expand
+
+void expand(Context& ctx, int rank, const int64_t* x_dims, const int64_t* y_dims, const float* x,
+            float* y) {
+  enter(ctx);
+  // x's stride along each output dim (0 where x is broadcast), then an odometer over
+  // the output's leading dims with the innermost dim as a contiguous run or a fill.
+  std::vector<int64_t> stride(static_cast<size_t>(rank), 0);
+  int64_t s = 1, total = 1;
+  for (int i = rank - 1; i >= 0; --i) {
+    DLMEM_CHECK(x_dims[i] == y_dims[i] || x_dims[i] == 1, "expand: dim ", i, " of x is ", x_dims[i],
+                ", not 1 or y's ", y_dims[i]);
+    stride[static_cast<size_t>(i)] = x_dims[i] == 1 ? 0 : s;
+    s *= x_dims[i];
+    total *= y_dims[i];
+  }
+  if (total == 0) return;
+  const int64_t inner = rank ? y_dims[rank - 1] : 1, rows = total / inner;
+  const int64_t inner_stride = rank ? stride[static_cast<size_t>(rank - 1)] : 0;
+#pragma omp parallel for schedule(static) if (total >= kParallelMin)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off = 0, rest = r;
+    for (int i = rank - 2; i >= 0; --i) {
+      off += (rest % y_dims[i]) * stride[static_cast<size_t>(i)];
+      rest /= y_dims[i];
+    }
+    float* yr = y + r * inner;
+    if (inner_stride) std::memcpy(yr, x + off, static_cast<size_t>(inner) * sizeof(float));
+    else std::fill(yr, yr + inner, x[off]);
+  }
+}
+
+// ---------------------------------------------------------------- math
+
+void math_fwd(Context& ctx, Math m, int64_t n, float alpha, const float* x, float* y) {
+  enter(ctx);
+  auto run = [&](auto f) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  };
+  switch (m) {
+    case Math::pow:
+      // x^2 as PyTorch computes it (x * x, exact) and x^0.5 as sqrt.
+      if (alpha == 2.f) run([](float v) { return v * v; });
+      else if (alpha == 1.f) run([](float v) { return v; });
+      else run([alpha](float v) { return std::pow(v, alpha); });
+      break;
+    case Math::sqrt: run([](float v) { return std::sqrt(v); }); break;
+    case Math::erf: run([](float v) { return std::erf(v); }); break;
+    case Math::exp: run([](float v) { return std::exp(v); }); break;
+    case Math::log: run([](float v) { return std::log(v); }); break;
+    case Math::leaky_relu: run([alpha](float v) { return v > 0.f ? v : v * alpha; }); break;
+  }
+}
+
+void erf_bwd(Context& ctx, int64_t n, const float* dy, const float* x, float* dx) {
+  enter(ctx);
+  const float k = 2.f / std::sqrt(std::numbers::pi_v<float>);
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * k * std::exp(-x[i] * x[i]);
+}
+
+void leaky_relu_bwd(Context& ctx, int64_t n, float alpha, const float* dy, const float* x, float* dx) {
+  enter(ctx);
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.f ? dy[i] : dy[i] * alpha;
 }
 
 // ---------------------------------------------------------------- element-wise

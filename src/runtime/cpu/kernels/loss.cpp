@@ -1,4 +1,4 @@
-// Softmax (oneDNN) and softmax cross-entropy (dlmem's loops).
+// Softmax and log-softmax (oneDNN) and softmax cross-entropy (dlmem's loops).
 // What the kernel files share, and why some are oneDNN and some loops: common.h.
 #include "runtime/cpu/kernels/common.h"
 
@@ -37,6 +37,47 @@ void softmax_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dy, cons
     dnnl::softmax_backward::primitive_desc pd(d, user_scratchpad_attr(), im.engine,
                                               softmax_fwd_pd(im, md));
     return cached<dnnl::softmax_backward>(pd);
+  });
+  im.execute(p,
+             {{DNNL_ARG_DST, im.wrap(md, y)},
+              {DNNL_ARG_DIFF_DST, im.wrap(md, dy)},
+              {DNNL_ARG_DIFF_SRC, im.wrap(md, dx)}},
+             nullptr, /*use_internal=*/true);
+}
+
+// ---------------------------------------------------------------- log-softmax
+
+namespace {
+
+dnnl::logsoftmax_forward::primitive_desc log_softmax_fwd_pd(const Context::Impl& im,
+                                                            const memory::desc& md) {
+  dnnl::logsoftmax_forward::desc d(prop_kind::forward_training, md, 1);
+  return {d, user_scratchpad_attr(), im.engine};
+}
+
+}  // namespace
+
+void log_softmax_fwd(Context& ctx, int64_t rows, int64_t cols, const float* x, float* y) {
+  if (rows == 0) return;
+  Context::Impl& im = enter(ctx);
+  const memory::desc md = plain_md({rows, cols});
+  const CachedPrimitive& p = im.get(make_key("log_softmax_fwd", rows, cols), [&] {
+    return cached<dnnl::logsoftmax_forward>(log_softmax_fwd_pd(im, md));
+  });
+  im.execute(p, {{DNNL_ARG_SRC, im.wrap(md, x)}, {DNNL_ARG_DST, im.wrap(md, y)}}, nullptr,
+             /*use_internal=*/true);
+}
+
+void log_softmax_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dy, const float* y,
+                     float* dx) {
+  if (rows == 0) return;
+  Context::Impl& im = enter(ctx);
+  const memory::desc md = plain_md({rows, cols});
+  const CachedPrimitive& p = im.get(make_key("log_softmax_bwd", rows, cols), [&] {
+    dnnl::logsoftmax_backward::desc d(md, md, 1);
+    dnnl::logsoftmax_backward::primitive_desc pd(d, user_scratchpad_attr(), im.engine,
+                                                 log_softmax_fwd_pd(im, md));
+    return cached<dnnl::logsoftmax_backward>(pd);
   });
   im.execute(p,
              {{DNNL_ARG_DST, im.wrap(md, y)},

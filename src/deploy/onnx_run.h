@@ -23,6 +23,7 @@ struct OnnxRunOptions {
 
 struct OnnxRun {
   std::vector<models::onnx::Tensor> outputs;  // in the model's output order
+  std::vector<bool> at_import;                // per output: computed at import (shapes, constants)
   uint64_t planned_peak = 0;                  // device bytes the plan predicts
   uint64_t measured_peak = 0;                 // device bytes the executor used
   uint64_t arena = 0;

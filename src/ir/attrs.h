@@ -31,6 +31,9 @@ struct Attrs {
   double eps = 1e-5;
   double momentum = 0.1;  // batch-norm running statistics (PyTorch's convention)
   bool training = true;   // batch-norm / dropout: training or inference behaviour
+  // batch-norm's running variance: PyTorch's unbiased batch variance (n / (n - 1)),
+  // or the batch variance itself (ONNX's BatchNormalization)
+  bool unbiased = true;
   // dropout / scale / fill
   double p = 0.0;
   double alpha = 1.0;

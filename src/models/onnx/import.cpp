@@ -45,7 +45,9 @@ using ir::OpKind;
 using ir::Shape;
 using ir::ValueId;
 
-constexpr int kMinOpset = 13, kMaxOpset = 17;
+// The exporters' opsets are 13 to 17; models of older opsets import as long as each op
+// has the form dlmem knows (older attribute forms are read where they differ).
+constexpr int kMinOpset = 7, kMaxOpset = 17;
 constexpr int kFloat = pb::TensorProto::FLOAT, kInt64 = pb::TensorProto::INT64, kBool = pb::TensorProto::BOOL;
 
 int64_t numel(const Shape& s) {
@@ -225,12 +227,15 @@ class Importer {
   throw Error(file_, ": node '", node_name_, "' (", n.op_type(), ", opset ", opset_, "): ", why);
 }
 
-bool Importer::is_static(const std::string& name) const { return static_.count(name) || init_.count(name); }
+bool Importer::is_static(const std::string& name) const {
+  return static_.count(name) || init_.count(name) || opt_.input_values.count(name);
+}
 
 const Tensor& Importer::constant(const std::string& name, const char* what) {
   if (auto it = static_.find(name); it != static_.end()) return it->second;
   if (auto it = init_.find(name); it != init_.end())
     return static_.emplace(name, from_proto(*it->second, file_, dir_)).first->second;
+  if (auto it = opt_.input_values.find(name); it != opt_.input_values.end()) return it->second;
   throw Error(file_, ": node '", node_name_, "': ", what, " ('", name,
               "') must be a constant (an initializer, a Constant or computed from shapes); dlmem plans static "
               "shapes");
@@ -252,13 +257,11 @@ ValueId Importer::value(const std::string& name) {
     return dyn_[name] = v;
   }
   if (auto it = static_.find(name); it != static_.end()) {
-    Tensor t = it->second;
-    if (!t.is_float()) {
-      t.f.assign(t.i.begin(), t.i.end());
-      t.i.clear();
-      t.elem_type = kFloat;
-    }
-    return dyn_[name] = frozen(name, std::move(t));
+    if (!it->second.is_float())
+      throw Error(file_, ": node '", node_name_, "' computes on integer tensor '", name,
+                  "' at run time; dlmem computes in float32 (integers only as token ids and in shape "
+                  "computations)");
+    return dyn_[name] = frozen(name, it->second);
   }
   throw Error(file_, ": node '", node_name_, "' reads '", name,
               "', which no node, initializer or graph input provides (a missing initializer?)");
@@ -546,16 +549,24 @@ void Importer::op_binary(const pb::NodeProto& n) {
 }
 
 void Importer::op_unary(const pb::NodeProto& n) {
+  if (all_foldable(n) && (n.op_type() == "Neg" || n.op_type() == "Sqrt" || n.op_type() == "Reciprocal")) {
+    // Shape arithmetic (LayerNormalization's expanded function negates an axis).
+    Tensor t = static_.at(n.input(0));
+    for (int64_t& v : t.i) v = -v;
+    for (float& v : t.f) v = n.op_type() == "Neg" ? -v : n.op_type() == "Sqrt" ? std::sqrt(v) : 1.f / v;
+    if (n.op_type() != "Neg" && !t.is_float()) unsupported(n, "integer Sqrt and Reciprocal are not supported");
+    return set(n, 0, std::move(t));
+  }
   static const std::map<std::string, OpKind> kinds = {
       {"Relu", OpKind::relu}, {"Sigmoid", OpKind::sigmoid}, {"Tanh", OpKind::tanh}, {"Sqrt", OpKind::sqrt},
       {"Erf", OpKind::erf},   {"Exp", OpKind::exp},         {"Log", OpKind::log},   {"LeakyRelu", OpKind::leaky_relu},
-      {"Gelu", OpKind::gelu}, {"Neg", OpKind::scale}};
+      {"Gelu", OpKind::gelu}, {"Neg", OpKind::scale}, {"Reciprocal", OpKind::pow}};
   const ValueId x = value(n.input(0));
   if (type(x).dtype != DType::f32) unsupported(n, "the input must be float, got " + type(x).str());
   Attrs a;
   const OpKind k = kinds.at(n.op_type());
   if (k == OpKind::leaky_relu) a.alpha = attr_f(n, "alpha", 0.01f);
-  if (k == OpKind::scale) a.alpha = -1;
+  if (k == OpKind::scale || k == OpKind::pow) a.alpha = -1;  // -x, x^-1
   if (k == OpKind::gelu && attr_s(n, "approximate", "none") != "none")
     unsupported(n, "only the exact (erf) GELU is supported, not approximate='" + attr_s(n, "approximate", "") + "'");
   set(n, 0, emit(k, a, {x}));
@@ -579,14 +590,15 @@ void Importer::op_pow(const pb::NodeProto& n) {
 }
 
 void Importer::op_clip(const pb::NodeProto& n) {
+  const float inf = std::numeric_limits<float>::infinity();
   auto bound = [&](int i, float def) {
+    if (opset_ < 11) return attr_f(n, i == 1 ? "min" : "max", def);  // attributes before opset 11
     return has_input(n, i) ? static_cast<float>(at(constant(n.input(i), i == 1 ? "min" : "max"), 0)) : def;
   };
-  const float inf = std::numeric_limits<float>::infinity();
-  const float lo = bound(1, -inf), hi = bound(2, inf);
+  const float lo = bound(1, -std::numeric_limits<float>::max()), hi = bound(2, std::numeric_limits<float>::max());
   const ValueId x = value(n.input(0));
   if (lo == 0.f && hi == 6.f) return set(n, 0, emit(OpKind::relu6, {}, {x}));
-  if (lo == 0.f && hi == inf) return set(n, 0, emit(OpKind::relu, {}, {x}));
+  if (lo == 0.f && (hi == inf || hi == std::numeric_limits<float>::max())) return set(n, 0, emit(OpKind::relu, {}, {x}));
   unsupported(n, "Clip is supported as ReLU6 (min 0, max 6) and ReLU (min 0, no max), not [" + std::to_string(lo) +
                      ", " + std::to_string(hi) + "]");
 }
@@ -598,6 +610,15 @@ void Importer::op_softmax(const pb::NodeProto& n) {
   if (axis < 0) axis += r;
   if (axis < 0 || axis >= r) unsupported(n, "axis out of range for " + type(x).str());
   const OpKind k = n.op_type() == "Softmax" ? OpKind::softmax : OpKind::log_softmax;
+  if (opset_ < 13) {
+    // Before opset 13 the input is seen as 2-D, [prod(dims before axis), prod(the rest)],
+    // with axis 1 by default.
+    axis = attr_i(n, "axis", 1);
+    if (axis < 0) axis += r;
+    const Shape& s = type(x).shape;
+    const Shape flat = {numel(Shape(s.begin(), s.begin() + axis)), numel(Shape(s.begin() + axis, s.end()))};
+    return set(n, 0, reshape(emit(k, {}, {reshape(x, flat)}), s));
+  }
   // dlmem's softmax runs over the last axis: another axis is swapped there and back.
   std::vector<int64_t> perm(static_cast<size_t>(r));
   std::iota(perm.begin(), perm.end(), 0);
@@ -708,6 +729,7 @@ void Importer::op_batch_norm(const pb::NodeProto& n) {
   // Opset 14+ says training_mode; opset 13's training form is the one with 5 outputs.
   const bool file_training = opset_ >= 14 ? attr_i(n, "training_mode", 0) != 0 : n.output_size() > 1;
   const bool training = file_training || opt_.training;
+  if (attr_i(n, "spatial", 1) != 1) unsupported(n, "spatial=0 (per-activation statistics) is not supported");
   for (int i : {3, 4})
     if (init_.count(n.input(i))) not_trainable_.insert(n.input(i));
   std::vector<ValueId> in;
@@ -718,6 +740,7 @@ void Importer::op_batch_norm(const pb::NodeProto& n) {
   a.eps = attr_f(n, "epsilon", 1e-5f);
   a.momentum = 1.0 - attr_f(n, "momentum", 0.9f);  // ONNX keeps the old statistics' share, PyTorch the new one's
   a.training = training;
+  a.unbiased = false;  // ONNX updates the running variance with the batch variance itself
   set(n, 0, emit(OpKind::batch_norm, a, in));
   // The running statistics are updated in place: outputs 1 and 2 are the weights.
   set(n, 1, in[3]);
@@ -725,18 +748,41 @@ void Importer::op_batch_norm(const pb::NodeProto& n) {
 }
 
 void Importer::op_layer_norm(const pb::NodeProto& n) {
-  const ValueId x = value(n.input(0));
+  // dlmem's layer_norm normalises the last axis: normalising dims [axis, rank) is the
+  // same on the input seen as [rows, cols] (views), with scale and bias flattened.
+  ValueId x = value(n.input(0));
+  const Shape s = type(x).shape;
+  const int64_t r = static_cast<int64_t>(s.size());
   int64_t axis = attr_i(n, "axis", -1);
-  if (axis < 0) axis += type(x).rank();
-  if (axis != type(x).rank() - 1) unsupported(n, "only normalisation over the last axis is supported");
-  if (output_used(n, 1) || output_used(n, 2)) unsupported(n, "the Mean and InvStdDev outputs are not supported");
-  const ValueId gamma = value(n.input(1));
-  const ValueId beta = has_input(n, 2) ? value(n.input(2))
-                                       : frozen(node_name_ + ".bias", make_float({type(x).shape.back()},
-                                                std::vector<float>(static_cast<size_t>(type(x).shape.back()), 0.f)));
+  if (axis < 0) axis += r;
+  if (axis < 0 || axis >= r) unsupported(n, "axis out of range for " + type(x).str());
+  const Shape lead(s.begin(), s.begin() + axis), tail(s.begin() + axis, s.end());
+  const int64_t cols = numel(tail), rows = numel(lead);
+  auto param = [&](int i) {
+    const ValueId p = value(n.input(i));
+    const auto shape = broadcast(type(p).shape, tail);
+    if (!shape || *shape != tail) unsupported(n, "input " + std::to_string(i) + " " + type(p).str() + " does not match the normalised dims " + ir::shape_str(tail));
+    return reshape(expand(p, tail), {cols});
+  };
+  const ValueId gamma = param(1);
+  const ValueId beta = has_input(n, 2) ? param(2) : frozen(node_name_ + ".bias", make_float({cols}, std::vector<float>(static_cast<size_t>(cols), 0.f)));
   Attrs a;
   a.eps = attr_f(n, "epsilon", 1e-5f);
-  set(n, 0, emit(OpKind::layer_norm, a, {x, gamma, beta}));
+  if (attr_i(n, "stash_type", 1) != 1) unsupported(n, "only stash_type 1 (float statistics) is supported");
+  const ir::NodeId id = g_.add_node(OpKind::layer_norm, node_name_, a, {reshape(x, {rows, cols}), gamma, beta}, ir::Role::activation);
+  used_names_.insert(node_name_);
+  const std::vector<ValueId> outs = g_.node(id).outputs;
+  set(n, 0, reshape(outs[0], s));
+  // Mean and InvStdDev have the input's shape with the normalised dims as 1.
+  Shape stat = lead;
+  stat.resize(static_cast<size_t>(r), 1);
+  if (output_used(n, 1)) set(n, 1, reshape(outs[1], stat));
+  if (output_used(n, 2)) {  // dlmem keeps the variance: InvStdDev = (var + eps)^-1/2
+    const ValueId eps = frozen(node_name_ + ".epsilon", make_float({1}, {static_cast<float>(a.eps)}));
+    Attrs p;
+    p.alpha = -0.5;
+    set(n, 2, reshape(emit(OpKind::pow, p, {emit(OpKind::add, {}, {outs[2], eps}, "/var_eps")}, "/inv_std"), stat));
+  }
 }
 
 void Importer::op_gemm(const pb::NodeProto& n) {
@@ -1037,7 +1083,7 @@ void Importer::op_gather(const pb::NodeProto& n) {
     s.insert(s.end(), data.begin() + axis + 1, data.end());
     return s;
   };
-  if (is_static(n.input(1))) {
+  if (is_static(n.input(1)) && !dyn_.count(n.input(1))) {
     const Tensor& idx = constant(n.input(1), "indices");
     std::vector<int64_t> ix = idx.i;
     for (int64_t& i : ix) {
@@ -1148,13 +1194,23 @@ void Importer::bind_inputs(const pb::GraphProto& gp) {
       }
     }
     const int et = tt.elem_type();
+    if (auto it = opt_.input_values.find(in.name()); it != opt_.input_values.end() && !it->second.is_float()) {
+      Tensor declared;
+      declared.elem_type = et;
+      if (declared.is_float())
+        throw Error(file_, ": input '", in.name(), "' is a float input, the given value holds integers");
+      Tensor t = it->second;
+      t.elem_type = et;
+      static_[in.name()] = std::move(t);
+      if (et != kInt64 && et != pb::TensorProto::INT32) continue;  // bool and narrow ints: constants only
+    }
     DType dt;
-    if (et == kFloat || et == pb::TensorProto::DOUBLE || et == pb::TensorProto::FLOAT16) dt = DType::f32;
+    if (et == kFloat) dt = DType::f32;
     else if (et == kInt64 || et == pb::TensorProto::INT32) dt = DType::i32;
     else
       throw Error(file_, ": input '", in.name(), "' is ",
-                  pb::TensorProto::DataType_Name(static_cast<pb::TensorProto::DataType>(et)),
-                  "; dlmem takes float inputs and integer token ids");
+                  pb::TensorProto::DataType_IsValid(et) ? pb::TensorProto::DataType_Name(static_cast<pb::TensorProto::DataType>(et)) : "of an unknown type",
+                  "; dlmem computes in float32 and takes FLOAT inputs and INT64/INT32 token ids");
     std::string name = in.name();
     if (opt_.as_zoo_model) name = dt == DType::f32 ? "input" : "ids";
     const ValueId v = g_.add_value(name, ir::TensorType{s, dt}, ir::Role::input);
@@ -1199,7 +1255,8 @@ Imported Importer::run(const pb::ModelProto& m) {
   out.producer = m.producer_name() + (m.producer_version().empty() ? "" : " " + m.producer_version());
   for (const auto& in : gp.input())
     if (!init_.count(in.name()))
-      out.inputs.push_back({in.name(), dyn_.at(in.name()), in.type().tensor_type().elem_type()});
+      out.inputs.push_back({in.name(), dyn_.count(in.name()) ? dyn_.at(in.name()) : ir::kNoValue,
+                            in.type().tensor_type().elem_type()});
 
   const auto& table = handlers();
   int index = 0;
@@ -1232,7 +1289,7 @@ Imported Importer::run(const pb::ModelProto& m) {
     Imported::Port p{o.name(), ir::kNoValue, o.type().tensor_type().elem_type()};
     if (auto it = dyn_.find(o.name()); it != dyn_.end()) {
       p.value = it->second;
-      if (g_.value(p.value).role == ir::Role::activation) g_.outputs.push_back(p.value);
+      if (g_.value(p.value).role != ir::Role::weight) g_.outputs.push_back(p.value);
     } else if (auto st = static_.find(o.name()); st != static_.end()) {
       out.constants[o.name()] = st->second;
     } else if (init_.count(o.name())) {
@@ -1278,6 +1335,7 @@ const std::map<std::string, Handler>& handlers() {
       {"Exp", &Importer::op_unary},
       {"Log", &Importer::op_unary},
       {"Neg", &Importer::op_unary},
+      {"Reciprocal", &Importer::op_unary},
       {"LeakyRelu", &Importer::op_unary},
       {"Gelu", &Importer::op_unary},
       {"Pow", &Importer::op_pow},

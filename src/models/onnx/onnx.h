@@ -8,7 +8,8 @@
 //   auto t = models::onnx::read_tensor("test_data_set_0/input_0.pb");
 //
 // What import does (Note [ONNX import] in import.cpp): opsets 13 to 17 of the default
-// domain; shapes are static, so every value computed from shapes and constants only
+// domain (and models of opsets 7 to 12 whose ops mean what they do at 13, with the
+// older attribute forms of Clip, Softmax, Squeeze, Split, Slice, Pad); shapes are static, so every value computed from shapes and constants only
 // (Shape, Gather, Concat, Unsqueeze, Constant, arithmetic on them ...) is evaluated at
 // import and what it feeds (Reshape's shape, Slice's bounds, ...) becomes an attribute;
 // symbolic dimensions at position 0 of an input are the batch (ImportOptions::batch).
@@ -55,6 +56,11 @@ struct ImportOptions {
   bool training = true;          // batch-norm on batch statistics, dropout active
   // Shapes of inputs by ONNX name, overriding the model's (dlmem run: the given files').
   std::map<std::string, ir::Shape> input_shapes;
+  // Values of inputs, when known at import (dlmem run): integer and bool inputs are then
+  // constants (a runtime shape, Slice's bounds, a Dropout's training_mode given as an
+  // input); float inputs stay runtime values, and a node that needs one as a parameter
+  // (Clip's min, Pow's exponent) reads it from here.
+  std::map<std::string, Tensor> input_values;
   // The zoo's conventions (see above): "input"/"ids", "label", softmax cross-entropy.
   bool as_zoo_model = false;
   uint64_t seed = 0x5eed;        // dropout seeds
@@ -68,7 +74,9 @@ struct Imported {
   // The model's graph inputs (not initializers) and outputs, by ONNX name.
   struct Port {
     std::string name;
-    ir::ValueId value = ir::kNoValue;  // kNoValue: a constant output (in `constants`)
+    // kNoValue: an input only used as a constant (ImportOptions::input_values), or an
+    // output computed at import (in `constants`)
+    ir::ValueId value = ir::kNoValue;
     int elem_type = 1;
   };
   std::vector<Port> inputs, outputs;

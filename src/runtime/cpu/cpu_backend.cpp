@@ -208,7 +208,7 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
                                        out(1), out(2), ws);
           if (!a.recompute)
             cpu::batch_norm_update_running(ctx_, d.c, d.n * d.hw, static_cast<float>(at.momentum), out(1), out(2), rm,
-                                           rv);
+                                           rv, at.unbiased);
         } else {
           cpu::batch_norm_fwd_inference(ctx_, d.n, d.c, d.hw, static_cast<float>(at.eps), in(0), in(1), in(2), rm, rv,
                                         out(0), ws);

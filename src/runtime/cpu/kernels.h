@@ -262,9 +262,10 @@ void adam_update(Context&, int64_t n, float lr, float beta1, float beta2, float 
 // PyTorch's running statistics update for batch norm: running = (1-momentum)*running
 // + momentum*batch, where the variance is made unbiased with count/(count-1); `count`
 // is n*h*w per channel and must be at least 2 (std::invalid_argument otherwise, as
-// PyTorch refuses training batch norm on one value per channel).
+// PyTorch refuses training batch norm on one value per channel). !unbiased: the batch
+// variance as it is (ONNX's BatchNormalization).
 void batch_norm_update_running(Context&, int64_t c, int64_t count, float momentum,
                                const float* mean, const float* var, float* running_mean,
-                               float* running_var);
+                               float* running_var, bool unbiased = true);
 
 }  // namespace dlmem::cpu

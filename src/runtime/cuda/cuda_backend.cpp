@@ -709,6 +709,8 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
       cuda::global_avg_pool_bwd(l, at.shape[0] * at.shape[1], at.shape[2] * at.shape[3], in(0), out(0));
       break;
     case OpKind::batch_norm: {
+      if (at.training && !at.unbiased)
+        throw Error("batch norm with ONNX's biased running variance has no cuda kernel yet; run with --device cpu");
       const BatchNormDims d = batch_norm_dims(g, n);
       const cuda::BnPlan p = cuda::plan_batch_norm(d.n, d.c, d.hw);
       float* rm = static_cast<float*>(a.inputs[3]);

@@ -4,6 +4,8 @@ reference values (Debian's python3-torch and python3-onnx; not needed to build o
 test dlmem, only to regenerate this folder):
 
     /usr/bin/python3 tests/data/onnx/make_models.py [OUT_DIR]      # default: this folder
+    /usr/bin/python3 tests/data/onnx/make_models.py --torchvision resnet18 OUT_DIR
+                                      # a torchvision model (45 MB: not kept in the repo)
 
 Per model NAME it writes
   NAME.onnx                        the model, exported in training mode (batch-norm
@@ -28,7 +30,9 @@ import torch
 import torch.nn as nn
 from onnx import numpy_helper
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+ARGS = [a for a in sys.argv[1:] if a != "--torchvision"]
+TORCHVISION = ARGS.pop(0) if "--torchvision" in sys.argv[1:] else None
+OUT = ARGS[0] if ARGS else os.path.dirname(os.path.abspath(__file__))
 BATCH = 8
 STEPS = 5
 LR = 0.05
@@ -85,7 +89,7 @@ def save_tensor(path, array, name):
         f.write(t.SerializeToString())
 
 
-def export(name, model, example, opset, make_batch):
+def export(name, model, example, opset, make_batch, steps=STEPS):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     path = os.path.join(OUT, name + ".onnx")
@@ -109,7 +113,7 @@ def export(name, model, example, opset, make_batch):
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn = nn.CrossEntropyLoss()
     losses = []
-    for k in range(STEPS):
+    for k in range(steps):
         x, y = make_batch(k)
         save_tensor(os.path.join(d, f"train_input_{k}.pb"), x.numpy(), "input")
         save_tensor(os.path.join(d, f"train_label_{k}.pb"), y.numpy(), "label")
@@ -131,6 +135,17 @@ def export(name, model, example, opset, make_batch):
 
 def main():
     torch.manual_seed(0)
+    if TORCHVISION:
+        import torchvision
+        model = getattr(torchvision.models, TORCHVISION)()
+
+        def images224(k):
+            gk = torch.Generator().manual_seed(300 + k)
+            return torch.rand(BATCH, 3, 224, 224, generator=gk), torch.randint(0, 1000, (BATCH,), generator=gk)
+
+        export(TORCHVISION, model, torch.rand(BATCH, 3, 224, 224, generator=torch.Generator().manual_seed(3)), 17,
+               images224, steps=2)
+        return
     g = torch.Generator().manual_seed(1)
 
     def images(k):

@@ -47,14 +47,14 @@ void adam_update(Context& ctx, int64_t n, float lr, float beta1, float beta2, fl
 
 void batch_norm_update_running(Context& ctx, int64_t c, int64_t count, float momentum,
                                const float* mean, const float* var, float* running_mean,
-                               float* running_var) {
-  if (count < 2)
+                               float* running_var, bool unbiased) {
+  if (unbiased && count < 2)
     throw invalid_input(
         "batch norm in training needs more than 1 value per channel (batch x height x "
         "width), got ",
         count);
   enter(ctx);
-  const float unbias = static_cast<float>(static_cast<double>(count) / (count - 1));
+  const float unbias = unbiased ? static_cast<float>(static_cast<double>(count) / (count - 1)) : 1.f;
   for (int64_t i = 0; i < c; ++i) {
     running_mean[i] = (1.f - momentum) * running_mean[i] + momentum * mean[i];
     running_var[i] = (1.f - momentum) * running_var[i] + momentum * (var[i] * unbias);

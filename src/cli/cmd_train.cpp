@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "models/onnx/onnx.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -20,6 +21,8 @@ struct TrainArgs {
   double lr = -1;
   bool json = false;
   std::string pool_snapshot;
+  std::string export_onnx;          // --export: the trained weights as an ONNX model
+  std::string loss = "cross-entropy";
 };
 
 // What the pooled allocator did (--allocator pool).
@@ -61,6 +64,12 @@ int run(TrainArgs& a) {
     throw Error("--pool-snapshot needs --allocator pool (the static allocator has no pool to show)");
   c.optim.lr = a.lr > 0 ? a.lr : (c.optim.optimizer == ir::Optimizer::adam ? 1e-3 : 0.01);
   if (a.lr == 0 || (a.lr < 0 && a.lr != -1)) throw Error("--lr must be positive, got ", a.lr);
+  if (a.loss != "cross-entropy")
+    throw Error("unknown --loss '", a.loss, "'; dlmem trains classifiers with cross-entropy (the mean softmax "
+                "cross-entropy of the model's [batch, classes] output)");
+  if (!a.export_onnx.empty() && !c.model.ends_with(".onnx"))
+    throw Error("--export writes an ONNX model with the trained weights and needs --onnx (a zoo model has no ONNX file "
+                "to start from; use --save for a checkpoint)");
   c.policy = resolve_policy(c.policy, c.budget, a.lossy);
   c.plan_options.lossy = a.lossy;
   train::Trainer t(c);
@@ -103,6 +112,12 @@ int run(TrainArgs& a) {
     if (!a.pool_snapshot.empty() && pool) std::cerr << "wrote " << a.pool_snapshot << "\n";
     if (!c.save.empty()) std::cerr << "saved " << c.save << "\n";
   }
+  if (!a.export_onnx.empty()) {
+    // Weights (and batch-norm running statistics) by initializer name; the optimizer's
+    // state is not part of the model.
+    models::onnx::export_model(c.model, a.export_onnx, t.state());
+    if (!a.json) std::cerr << "exported " << a.export_onnx << " (the model with its trained weights)\n";
+  }
   if (c.profile) print_profile(t, std::cerr);
   return 0;
 }
@@ -141,6 +156,9 @@ std::function<int()> add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", c.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
   cmd->add_option("--save", c.save, "write a checkpoint after training (atomically)");
+  cmd->add_option("--export", a->export_onnx, "with --onnx: write the model with its trained weights as FILE.onnx (atomically)");
+  cmd->add_option("--loss", a->loss, "the loss of an imported model: cross-entropy (on its [batch, classes] output)")
+      ->capture_default_str();
   cmd->add_option("--resume", c.resume, "start from a checkpoint");
   cmd->add_flag("!--no-eval", c.evaluate, "skip test accuracy");
   cmd->add_flag("--json", a->json, "print the result as one JSON object (no progress bar)");

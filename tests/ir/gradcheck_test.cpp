@@ -110,8 +110,19 @@ ir::ConvOpts conv(int64_t stride, int64_t pad, int64_t dil, int64_t groups, bool
   return o;
 }
 
+// One node of `op` (the ops ONNX import emits, which the Builder has no layer for).
+ValueId op(Builder& b, ir::OpKind k, std::vector<ValueId> in, double alpha = 0, Shape shape = {}) {
+  ir::Attrs a;
+  a.alpha = alpha;
+  a.shape = std::move(shape);
+  ir::Graph& g = b.graph();
+  return g.node(g.add_node(k, std::string(ir::op_name(k)) + std::to_string(g.num_nodes()), a, std::move(in),
+                           ir::Role::activation)).outputs[0];
+}
+
 std::vector<Case> cases() {
   auto w = [](Builder& b, const char* n, Shape s) { return b.weight(n, s, ir::Init{ir::Init::Kind::normal, 0, 1}); };
+  using ir::OpKind;
   return {
       {"conv2d", {2, 3, 6, 6}, [](Builder& b, ValueId x) { return b.conv2d(x, 4, 3, conv(2, 1, 1, 1, true), "c"); }},
       {"conv2d_groups_dilation", {2, 4, 7, 7},
@@ -146,6 +157,18 @@ std::vector<Case> cases() {
       {"slice", {2, 6}, [](Builder& b, ValueId x) { return b.slice(x, 1, 2, 3); }},
       {"transpose", {2, 3, 4}, [](Builder& b, ValueId x) { return b.tanh(b.transpose(x, {2, 0, 1})); }},
       {"reshape", {2, 6}, [](Builder& b, ValueId x) { return b.tanh(b.reshape(x, {3, 4})); }},
+      {"sub_broadcast", {2, 3, 4}, [w](Builder& b, ValueId x) { return op(b, OpKind::sub, {x, w(b, "v", {3, 1})}); }},
+      {"div_broadcast", {2, 3, 4},
+       [w](Builder& b, ValueId x) { return op(b, OpKind::div, {x, op(b, OpKind::exp, {w(b, "v", {4})})}); }},
+      {"pow", {2, 9}, [](Builder& b, ValueId x) { return op(b, OpKind::pow, {b.sigmoid(x)}, 2.5); }},
+      {"sqrt", {2, 9}, [](Builder& b, ValueId x) { return op(b, OpKind::sqrt, {b.sigmoid(x)}); }},
+      {"erf", {2, 9}, [](Builder& b, ValueId x) { return op(b, OpKind::erf, {x}); }},
+      {"exp", {2, 9}, [](Builder& b, ValueId x) { return op(b, OpKind::exp, {b.scale(x, 0.5)}); }},
+      {"log", {2, 9}, [](Builder& b, ValueId x) { return op(b, OpKind::log, {b.sigmoid(x)}); }},
+      {"leaky_relu", {2, 9}, [](Builder& b, ValueId x) { return op(b, OpKind::leaky_relu, {x}, 0.1); }},
+      {"log_softmax", {2, 5}, [](Builder& b, ValueId x) { return op(b, OpKind::log_softmax, {x}); }},
+      {"expand", {2, 1, 4}, [](Builder& b, ValueId x) { return b.tanh(op(b, OpKind::expand, {x}, 0, {2, 3, 4})); }},
+      {"reduce_sum", {2, 3, 4}, [](Builder& b, ValueId x) { return op(b, OpKind::reduce_sum, {x}, 0, {1, 3, 1}); }},
       {"embedding", {5, 3},
        [](Builder& b, ValueId table) {
          ValueId ids = b.input("ids", {4}, ir::DType::i32);

@@ -90,7 +90,8 @@ std::string type_name(int t) {
 
 // The bytes of an external-data tensor (location/offset/length keys, the location
 // relative to the model's folder).
-std::string external_bytes(const pb::TensorProto& t, const std::string& file, const std::string& dir) {
+std::string external_bytes(const pb::TensorProto& t, const std::string& file, const std::string& dir,
+                           std::string* data_file) {
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : t.external_data()) {
@@ -101,6 +102,7 @@ std::string external_bytes(const pb::TensorProto& t, const std::string& file, co
   if (location.empty())
     throw Error(file, ": tensor '", t.name(), "' keeps its data externally but names no location");
   const std::filesystem::path p = std::filesystem::path(dir) / location;
+  *data_file = p.string();
   std::ifstream in(p, std::ios::binary);
   if (!in)
     throw Error(file, ": tensor '", t.name(), "' keeps its data in '", p.string(),
@@ -139,10 +141,10 @@ Tensor from_proto(const pb::TensorProto& t, const std::string& file, const std::
     if (fl) out.f.push_back(static_cast<float>(v));
     else out.i.push_back(iv);
   };
-  std::string ext;
+  std::string ext, data_file;
   const std::string* raw = nullptr;
   if (t.data_location() == pb::TensorProto::EXTERNAL) {
-    ext = external_bytes(t, file, dir);
+    ext = external_bytes(t, file, dir, &data_file);
     raw = &ext;
   } else if (t.has_raw_data()) {
     raw = &t.raw_data();
@@ -150,7 +152,8 @@ Tensor from_proto(const pb::TensorProto& t, const std::string& file, const std::
   if (raw) {
     if (raw->size() != static_cast<size_t>(n) * eb)
       throw Error(file, ": tensor '", t.name(), "' of shape ", ir::shape_str(out.shape), " ", type_name(t.data_type()),
-                  " needs ", static_cast<size_t>(n) * eb, " bytes of data but has ", raw->size(), " (a truncated file?)");
+                  " needs ", static_cast<size_t>(n) * eb, " bytes of data but has ", raw->size(),
+                  data_file.empty() ? " (a truncated file?)" : " in its external data file '" + data_file + "' (truncated?)");
     for (int64_t k = 0; k < n; ++k) {
       int64_t iv = 0;
       const double v = element(raw->data(), t.data_type(), static_cast<size_t>(k), &iv);

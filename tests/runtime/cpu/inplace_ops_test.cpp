@@ -52,8 +52,22 @@ std::map<OpKind, std::vector<OpCase>> cases() {
                    OpKind::softmax_bwd})
     c[k] = {OpCase{{f32(odd), f32(odd)}}};
   c[OpKind::softmax_bwd].front().range[1] = {0.0f, 1.0f};
-  for (OpKind k : {OpKind::add, OpKind::mul})
+  for (OpKind k : {OpKind::add, OpKind::mul, OpKind::sub, OpKind::div})
     c[k] = {OpCase{{f32(odd), f32(odd)}}, OpCase{{f32(odd), f32({7, 1})}}, OpCase{{f32(odd), f32({1, 5, 1, 11})}}};
+  for (OpCase& d : c[OpKind::div]) d.range[1] = {0.5f, 2.0f};
+  for (OpKind k : {OpKind::pow, OpKind::sqrt, OpKind::erf, OpKind::exp, OpKind::log, OpKind::leaky_relu,
+                   OpKind::log_softmax}) {
+    OpCase u{{f32(odd)}};
+    if (k == OpKind::pow || k == OpKind::sqrt || k == OpKind::log) u.range[0] = {0.1f, 2.0f};
+    u.attrs.alpha = k == OpKind::pow ? 2.5 : 0.1;
+    c[k] = {u};
+  }
+  for (OpKind k : {OpKind::erf_bwd, OpKind::leaky_relu_bwd, OpKind::log_softmax_bwd}) {
+    OpCase u{{f32(odd), f32(odd)}};
+    u.attrs.alpha = 0.1;
+    if (k == OpKind::log_softmax_bwd) u.range[1] = {-3.0f, 0.0f};  // log-probabilities
+    c[k] = {u};
+  }
   {
     OpCase d{{f32(odd)}};
     d.attrs.p = 0.3;

@@ -17,7 +17,8 @@ pkgs=(
   libbenchmark-dev       # micro benchmarks
   zlib1g-dev             # reading the gzipped IDX files
   libonnx-dev libprotobuf-dev  # ONNX import: ONNX's own protobuf schema
-  libonnx-testdata       # the ONNX backend node tests (make test runs the supported ones)
+  libonnx-testdata       # the ONNX backend node tests (make test runs them)
+  clang libclang-rt-14-dev  # libFuzzer: make test fuzzes the ONNX importer (scripts/fuzz.sh)
   libzstd-dev liblz4-dev # general codecs for host-side swap buffers
   dataset-fashion-mnist  # the demo's data, under /usr/share/datasets/fashion-mnist
 )

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "models/onnx/onnx.h"
 #include "util/format.h"
 #include "util/table.h"
 
@@ -10,8 +11,17 @@ namespace dlmem::cli {
 std::function<int()> add_models(CLI::App& app) {
   auto* cmd = app.add_subcommand("models", "list the model zoo with parameter counts");
   auto json = std::make_shared<bool>(false);
+  auto onnx_ops = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "one JSON array");
-  return [json] {
+  cmd->add_flag("--onnx-ops", *onnx_ops, "list the ONNX ops --onnx imports instead (one per line, or a JSON array)");
+  return [json, onnx_ops] {
+    if (*onnx_ops) {
+      const auto ops = models::onnx::supported_ops();
+      if (*json) std::cout << nlohmann::json(ops).dump() << "\n";
+      else
+        for (const auto& o : ops) std::cout << o << "\n";
+      return 0;
+    }
     auto list = models::list_models();
     if (*json) {
       nlohmann::json j = nlohmann::json::array();

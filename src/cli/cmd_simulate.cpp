@@ -29,6 +29,7 @@ namespace dlmem::cli {
 namespace {
 
 struct SimulateArgs {
+  std::string onnx;
   std::string plan;
   std::string device = "host";
   std::string trace;
@@ -77,7 +78,12 @@ int run(const SimulateArgs& a) {
   } catch (const nlohmann::json::parse_error& e) {
     throw Error("plan '", a.plan, "' is not valid JSON: ", e.what());
   }
-  const ModelArgs m = model_from_header(j, a.plan);
+  ModelArgs m = model_from_header(j, a.plan);
+  if (!a.onnx.empty()) {
+    if (!m.model.ends_with(".onnx"))
+      throw Error("plan '", a.plan, "' was made for zoo model '", m.model, "', not an ONNX model; drop --onnx");
+    m.model = a.onnx;  // the same model where it is now
+  }
   // The cpu backend's kernels (Note [Devices]), on the profile simulated.
   const session::Session ses(m.session(a.device == "cuda" ? "cpu" : a.device, a.threads));
   const ir::Graph& g = ses.graph();
@@ -178,6 +184,7 @@ std::function<int()> add_simulate(CLI::App& app) {
   auto* cmd = app.add_subcommand("simulate", "predict a plan's step time, stalls and memory on a device profile");
   auto a = std::make_shared<SimulateArgs>();
   cmd->add_option("--plan", a->plan, "plan file written by 'dlmem plan --out'")->required();
+  cmd->add_option("--onnx", a->onnx, "the ONNX model of a plan made with 'plan --onnx', when it is no longer where the plan's header says");
   std::string devices;
   for (const auto& p : sim::named_profiles()) devices += p.name + " | ";
   cmd->add_option("--device,-d", a->device, devices + "host | profile.json")->capture_default_str();

@@ -50,11 +50,20 @@ using ir::ValueId;
 constexpr int kMinOpset = 7, kMaxOpset = 17;
 constexpr int kFloat = pb::TensorProto::FLOAT, kInt64 = pb::TensorProto::INT64, kBool = pb::TensorProto::BOOL;
 
+// Elements of a shape; Error past 2^40 (a corrupt file: no model has such a tensor),
+// which also keeps the products below from overflowing.
 int64_t numel(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s) {
+    if (d < 0) throw Error("negative dimension in ", ir::shape_str(s));
+    if (d > 0 && n > (int64_t{1} << 40) / d) throw Error("shape ", ir::shape_str(s), " has over 2^40 elements");
+    n *= d;
+  }
   return n;
 }
+
+// Static tensors are shape arithmetic and small constants, evaluated on the host.
+constexpr int64_t kMaxStatic = int64_t{1} << 24;
 
 // NumPy broadcasting of two shapes, or nullopt.
 std::optional<Shape> broadcast(const Shape& a, const Shape& b) {
@@ -108,6 +117,7 @@ Tensor gather_elements(const Tensor& t, Shape shape, const std::function<int64_t
   out.shape = std::move(shape);
   out.elem_type = t.elem_type;
   const int64_t n = numel(out.shape);
+  if (n > kMaxStatic) throw Error("a constant of shape ", ir::shape_str(out.shape), " is too large to compute at import");
   for (int64_t k = 0; k < n; ++k) {
     if (t.is_float()) out.f.push_back(t.f[static_cast<size_t>(src(k))]);
     else out.i.push_back(t.i[static_cast<size_t>(src(k))]);
@@ -124,6 +134,16 @@ std::string list(const std::vector<std::string>& v) {
 class Importer;
 using Handler = void (Importer::*)(const pb::NodeProto&);
 const std::map<std::string, Handler>& handlers();
+
+// The inputs an op must have (the handlers read inputs below this without checking).
+int min_inputs(const std::string& op) {
+  static const std::map<std::string, int> m = {
+      {"Constant", 0}, {"Range", 3}, {"Where", 3}, {"BatchNormalization", 5}, {"Add", 2}, {"Sub", 2}, {"Mul", 2},
+      {"Div", 2}, {"Equal", 2}, {"Less", 2}, {"Greater", 2}, {"LessOrEqual", 2}, {"GreaterOrEqual", 2}, {"Pow", 2},
+      {"Conv", 2}, {"LayerNormalization", 2}, {"Gemm", 2}, {"MatMul", 2}, {"Reshape", 2}, {"Gather", 2}, {"Expand", 2}};
+  auto it = m.find(op);
+  return it == m.end() ? 1 : it->second;
+}
 
 class Importer {
  public:
@@ -193,6 +213,8 @@ class Importer {
   // An int list given as input `i` (opset 13+) or as attribute `a` (earlier opsets).
   std::optional<std::vector<int64_t>> ints_arg(const pb::NodeProto& n, int i, const std::string& a);
   bool all_foldable(const pb::NodeProto& n) const;
+  // Attribute `axis` normalised into [0, rank) ([0, rank] with `inclusive`), or an Error.
+  int64_t axis_attr(const pb::NodeProto& n, int64_t def, int64_t rank, bool inclusive = false) const;
   [[noreturn]] void unsupported(const pb::NodeProto& n, const std::string& why) const;
 
   // ---- emitting dlmem ops
@@ -328,6 +350,13 @@ std::optional<std::vector<int64_t>> Importer::ints_arg(const pb::NodeProto& n, i
   return attr_ints(n, a);
 }
 
+int64_t Importer::axis_attr(const pb::NodeProto& n, int64_t def, int64_t rank, bool inclusive) const {
+  const int64_t a = attr_i(n, "axis", def), limit = inclusive ? rank + 1 : rank;
+  const int64_t ax = a < 0 ? a + rank : a;
+  if (ax < 0 || ax >= limit) unsupported(n, "axis " + std::to_string(a) + " is out of range for rank " + std::to_string(rank));
+  return ax;
+}
+
 bool Importer::all_foldable(const pb::NodeProto& n) const {
   for (const auto& in : n.input())
     if (!in.empty() && !foldable(in)) return false;
@@ -428,7 +457,9 @@ void Importer::op_constant_of_shape(const pb::NodeProto& n) {
 void Importer::op_range(const pb::NodeProto& n) {
   const Tensor &s = constant(n.input(0), "start"), &l = constant(n.input(1), "limit"), &d = constant(n.input(2), "delta");
   if (at(d, 0) == 0) unsupported(n, "delta is 0");
-  const int64_t count = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((at(l, 0) - at(s, 0)) / at(d, 0))));
+  const double steps = std::ceil((at(l, 0) - at(s, 0)) / at(d, 0));
+  if (!(steps <= static_cast<double>(kMaxStatic))) unsupported(n, "the range is too long to compute at import");
+  const int64_t count = std::max<int64_t>(0, static_cast<int64_t>(steps));
   Tensor out;
   out.shape = {count};
   out.elem_type = s.elem_type;
@@ -475,6 +506,7 @@ void Importer::op_compare(const pb::NodeProto& n) {
   const Tensor &a = static_.at(n.input(0)), &b = static_.at(n.input(1));
   const auto out = broadcast(a.shape, b.shape);
   if (!out) unsupported(n, "cannot broadcast " + ir::shape_str(a.shape) + " and " + ir::shape_str(b.shape));
+  if (numel(*out) > kMaxStatic) unsupported(n, "a constant of shape " + ir::shape_str(*out) + " is too large to compute at import");
   Tensor r = make_int(*out, {});
   r.elem_type = kBool;
   for (int64_t k = 0; k < numel(*out); ++k) {
@@ -491,6 +523,7 @@ void Importer::op_where(const pb::NodeProto& n) {
   auto out = broadcast(c.shape, x.shape);
   if (out) out = broadcast(*out, y.shape);
   if (!out) unsupported(n, "the operands do not broadcast");
+  if (numel(*out) > kMaxStatic) unsupported(n, "a constant of shape " + ir::shape_str(*out) + " is too large to compute at import");
   Tensor r;
   r.shape = *out;
   r.elem_type = x.elem_type;
@@ -512,6 +545,7 @@ void Importer::op_binary(const pb::NodeProto& n) {
     const Tensor &a = static_.at(n.input(0)), &b = static_.at(n.input(1));
     const auto out = broadcast(a.shape, b.shape);
     if (!out) unsupported(n, "cannot broadcast " + ir::shape_str(a.shape) + " and " + ir::shape_str(b.shape));
+    if (numel(*out) > kMaxStatic) unsupported(n, "a constant of shape " + ir::shape_str(*out) + " is too large to compute at import");
     const bool fl = a.is_float() || b.is_float();
     Tensor r;
     r.shape = *out;
@@ -522,9 +556,12 @@ void Importer::op_binary(const pb::NodeProto& n) {
         const double x = at(a, ia), y = at(b, ib);
         r.f.push_back(static_cast<float>(op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y));
       } else {
-        const int64_t x = a.i[static_cast<size_t>(ia)], y = b.i[static_cast<size_t>(ib)];
+        // Two's complement wrap-around (as numpy's int64), never undefined behaviour.
+        const uint64_t x = static_cast<uint64_t>(a.i[static_cast<size_t>(ia)]), y = static_cast<uint64_t>(b.i[static_cast<size_t>(ib)]);
         if (op == "Div" && y == 0) unsupported(n, "integer division by zero in a shape computation");
-        r.i.push_back(op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y);
+        const int64_t sx = static_cast<int64_t>(x), sy = static_cast<int64_t>(y);
+        const uint64_t q = op == "Div" ? (sy == -1 ? 0 - x : static_cast<uint64_t>(sx / sy)) : 0;
+        r.i.push_back(static_cast<int64_t>(op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : q));
       }
     }
     return set(n, 0, std::move(r));
@@ -613,8 +650,7 @@ void Importer::op_softmax(const pb::NodeProto& n) {
   if (opset_ < 13) {
     // Before opset 13 the input is seen as 2-D, [prod(dims before axis), prod(the rest)],
     // with axis 1 by default.
-    axis = attr_i(n, "axis", 1);
-    if (axis < 0) axis += r;
+    axis = axis_attr(n, 1, r, /*inclusive=*/true);
     const Shape& s = type(x).shape;
     const Shape flat = {numel(Shape(s.begin(), s.begin() + axis)), numel(Shape(s.begin() + axis, s.end()))};
     return set(n, 0, reshape(emit(k, {}, {reshape(x, flat)}), s));
@@ -681,6 +717,7 @@ void Importer::op_conv(const pb::NodeProto& n) {
   const ValueId x = value(n.input(0)), w = value(n.input(1));
   if (type(x).rank() != 4) fail("only 2-D convolutions ([N, C, H, W] inputs) are supported, got " + type(x).str());
   const Shape& ws = type(w).shape;
+  if (ws.size() != 4) fail("the weight must be [M, C/group, kH, kW], got " + type(w).str());
   Attrs a;
   a.kernel = pair_of(attr_ints(n, "kernel_shape"), 0, fail, "kernel_shape");
   if (!attr(n, "kernel_shape")) a.kernel = {ws.at(2), ws.at(3)};
@@ -881,8 +918,7 @@ void Importer::op_reshape(const pb::NodeProto& n) {
 
 void Importer::op_flatten(const pb::NodeProto& n) {
   const Shape& in = shape_of(n.input(0));
-  int64_t axis = attr_i(n, "axis", 1);
-  if (axis < 0) axis += static_cast<int64_t>(in.size());
+  const int64_t axis = axis_attr(n, 1, static_cast<int64_t>(in.size()), /*inclusive=*/true);
   Shape s = {numel(Shape(in.begin(), in.begin() + axis)), numel(Shape(in.begin() + axis, in.end()))};
   if (foldable(n.input(0))) {
     Tensor t = static_.at(n.input(0));
@@ -966,8 +1002,13 @@ void Importer::op_transpose(const pb::NodeProto& n) {
 void Importer::op_concat(const pb::NodeProto& n) {
   if (all_foldable(n)) {
     const Tensor& t0 = static_.at(n.input(0));
-    int64_t axis = attr_i(n, "axis", 0);
-    if (axis < 0) axis += static_cast<int64_t>(t0.shape.size());
+    const int64_t axis = axis_attr(n, 0, static_cast<int64_t>(t0.shape.size()));
+    for (const auto& in : n.input()) {
+      const Shape& si = static_.at(in).shape;
+      bool ok = si.size() == t0.shape.size() && static_.at(in).is_float() == t0.is_float();
+      for (size_t d = 0; ok && d < si.size(); ++d) ok = static_cast<int64_t>(d) == axis || si[d] == t0.shape[d];
+      if (!ok) unsupported(n, "inputs " + ir::shape_str(t0.shape) + " and " + ir::shape_str(si) + " do not concatenate");
+    }
     // Row-major: blocks of the trailing size from each input in turn.
     Shape s = t0.shape;
     s[static_cast<size_t>(axis)] = 0;
@@ -998,9 +1039,8 @@ void Importer::op_concat(const pb::NodeProto& n) {
 void Importer::op_split(const pb::NodeProto& n) {
   const ValueId x = value(n.input(0));
   const Shape& s = type(x).shape;
-  int64_t axis = attr_i(n, "axis", 0);
-  if (axis < 0) axis += static_cast<int64_t>(s.size());
-  const int64_t ext = s.at(static_cast<size_t>(axis));
+  const int64_t axis = axis_attr(n, 0, static_cast<int64_t>(s.size()));
+  const int64_t ext = s[static_cast<size_t>(axis)];
   std::vector<int64_t> sizes;
   if (auto sp = ints_arg(n, 1, "split")) {
     sizes = *sp;
@@ -1193,6 +1233,7 @@ void Importer::bind_inputs(const pb::GraphProto& gp) {
                       "dimension may be dynamic, bound by --batch), or give an input file to 'dlmem run'");
       }
     }
+    numel(s);  // Error for a shape no tensor has
     const int et = tt.elem_type();
     if (auto it = opt_.input_values.find(in.name()); it != opt_.input_values.end() && !it->second.is_float()) {
       Tensor declared;
@@ -1268,6 +1309,11 @@ Imported Importer::run(const pb::ModelProto& m) {
       throw Error(file_, ": node '", node_name_, "' is op ", n.op_type(), " of domain '", n.domain(),
                   "'; dlmem imports the default ONNX domain only");
     auto it = table.find(n.op_type());
+    if (it != table.end() && n.input_size() < min_inputs(n.op_type()))
+      throw Error(file_, ": node '", node_name_, "' (", n.op_type(), ") has ", n.input_size(), " inputs; it needs at least ",
+                  min_inputs(n.op_type()));
+    if (it != table.end() && n.output_size() < 1 && n.op_type() != "Identity")
+      throw Error(file_, ": node '", node_name_, "' (", n.op_type(), ") has no output");
     if (it == table.end())
       throw Error(file_, ": node '", node_name_, "' is op ", n.op_type(), " (opset ", opset_,
                   "), which dlmem does not support; supported: ", list(supported_ops()));
@@ -1379,6 +1425,11 @@ std::vector<std::string> supported_ops() {
 Imported import_model(const std::string& path, const ImportOptions& o) {
   const pb::ModelProto m = read_model_proto(path);
   return Importer(path, o).run(m);
+}
+
+Imported import_model_bytes(std::span<const std::byte> bytes, const std::string& name, const ImportOptions& o) {
+  const pb::ModelProto m = parse_model_proto(bytes, name);
+  return Importer(name, o).run(m);
 }
 
 }  // namespace dlmem::models::onnx

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,11 @@ struct Imported {
 // node, opset and the supported ops), a missing initializer, mismatched shapes or an
 // unreadable external-data file.
 Imported import_model(const std::string& path, const ImportOptions& = {});
+// The same on a model's bytes; `name` stands for the file in errors (external data is
+// looked up beside it). The fuzzer's entry point.
+Imported import_model_bytes(std::span<const std::byte> bytes, const std::string& name, const ImportOptions& = {});
+// A TensorProto from bytes (read_tensor without the file).
+Tensor parse_tensor(std::span<const std::byte> bytes, const std::string& name);
 
 // Writes the model at `source` again with the initializers named in `weights` replaced
 // by these values (same shapes), e.g. the weights after training (`train --export`).

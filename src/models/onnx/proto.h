@@ -17,5 +17,6 @@ Tensor from_proto(const pb::TensorProto&, const std::string& file, const std::st
 pb::TensorProto to_proto(const Tensor&);
 // Error naming the file when it is not a parseable model.
 pb::ModelProto read_model_proto(const std::string& path);
+pb::ModelProto parse_model_proto(std::span<const std::byte> bytes, const std::string& name);
 
 }  // namespace dlmem::models::onnx

@@ -13,6 +13,8 @@
 
 namespace dlmem::models::onnx {
 
+using ir::Shape;
+
 int64_t Tensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -129,6 +131,9 @@ Tensor from_proto(const pb::TensorProto& t, const std::string& file, const std::
   int64_t n = 1;
   for (int64_t d : t.dims()) {
     if (d < 0) throw Error(file, ": tensor '", t.name(), "' has a negative dimension ", d);
+    if (d > 0 && n > (int64_t{1} << 40) / d)
+      throw Error(file, ": tensor '", t.name(), "' has dimensions ", ir::shape_str(Shape(t.dims().begin(), t.dims().end())),
+                  ", over 2^40 elements (a corrupt file?)");
     out.shape.push_back(d);
     n *= d;
   }
@@ -220,8 +225,7 @@ pb::TensorProto to_proto(const Tensor& t) {
   return p;
 }
 
-Tensor read_tensor(const std::string& path) {
-  const std::vector<std::byte> bytes = read_file(path);
+Tensor parse_tensor(std::span<const std::byte> bytes, const std::string& path) {
   pb::TensorProto t;
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       !t.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
@@ -229,13 +233,16 @@ Tensor read_tensor(const std::string& path) {
   return from_proto(t, path, std::filesystem::path(path).parent_path().string());
 }
 
+Tensor read_tensor(const std::string& path) { return parse_tensor(read_file(path), path); }
+
 void write_tensor(const std::string& path, const Tensor& t) {
   const std::string s = to_proto(t).SerializeAsString();
   write_file_atomic(path, std::as_bytes(std::span(s.data(), s.size())));
 }
 
-pb::ModelProto read_model_proto(const std::string& path) {
-  const std::vector<std::byte> bytes = read_file(path);
+pb::ModelProto read_model_proto(const std::string& path) { return parse_model_proto(read_file(path), path); }
+
+pb::ModelProto parse_model_proto(std::span<const std::byte> bytes, const std::string& path) {
   pb::ModelProto m;
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       !m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))

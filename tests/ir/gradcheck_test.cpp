@@ -157,6 +157,17 @@ std::vector<Case> cases() {
       {"slice", {2, 6}, [](Builder& b, ValueId x) { return b.slice(x, 1, 2, 3); }},
       {"transpose", {2, 3, 4}, [](Builder& b, ValueId x) { return b.tanh(b.transpose(x, {2, 0, 1})); }},
       {"reshape", {2, 6}, [](Builder& b, ValueId x) { return b.tanh(b.reshape(x, {3, 4})); }},
+      {"conv_transpose", {2, 3, 4, 4},
+       [w](Builder& b, ValueId x) {
+         ir::Attrs a;
+         a.kernel = {3, 3};
+         a.stride = {2, 2};
+         a.padding = {1, 1};
+         a.shape = {2, 4, 7, 7};  // (4 - 1) * 2 + 3 - 2
+         ir::Graph& g = b.graph();
+         return g.node(g.add_node(ir::OpKind::conv2d_bwd_data, "convT", a, {x, w(b, "wt", {3, 4, 3, 3})},
+                                  ir::Role::activation)).outputs[0];
+       }},
       {"sub_broadcast", {2, 3, 4}, [w](Builder& b, ValueId x) { return op(b, OpKind::sub, {x, w(b, "v", {3, 1})}); }},
       {"div_broadcast", {2, 3, 4},
        [w](Builder& b, ValueId x) { return op(b, OpKind::div, {x, op(b, OpKind::exp, {w(b, "v", {4})})}); }},

@@ -215,6 +215,27 @@ std::string import_error(const std::string& path) {
   return "";
 }
 
+TEST(OnnxOps, GeluOfOpset20IsTheErfForm) {
+  test_util::TempDir dir;
+  const std::string path = write_model(dir, tiny_model("Gelu", {}, 20), "gelu.onnx");
+  Tensor x;
+  x.shape = {2, 3};
+  x.f = {-3.f, -1.f, -0.25f, 0.f, 0.5f, 2.f};
+  const deploy::OnnxRun r = deploy::run_onnx(path, {{"x", x}});
+  ASSERT_EQ(r.outputs.size(), 1u);
+  for (size_t i = 0; i < x.f.size(); ++i) {
+    const double v = x.f[i];
+    EXPECT_NEAR(r.outputs[0].f[i], 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))), 1e-6) << v;
+  }
+  ::onnx::ModelProto tanh_form = tiny_model("Gelu", {}, 20);
+  auto* a = tanh_form.mutable_graph()->mutable_node(0)->add_attribute();
+  a->set_name("approximate");
+  a->set_type(::onnx::AttributeProto::STRING);
+  a->set_s("tanh");
+  const std::string e = import_error(write_model(dir, tanh_form, "gelu_tanh.onnx"));
+  EXPECT_NE(e.find("approximate='tanh'"), std::string::npos) << e;
+}
+
 TEST(OnnxBadInput, TruncatedFileNamesTheFile) {
   test_util::TempDir dir;
   const std::vector<std::byte> bytes = read_file(kData + "cnn.onnx");

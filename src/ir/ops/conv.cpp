@@ -73,6 +73,20 @@ std::vector<TensorType> infer_bwd_data(const Node& n, TypeList in) {
 double flops_bwd_data(const Node&, TypeList in, TypeList out) {
   return conv_flops_xwy(*out[0], *in[1], *in[0]);
 }
+// conv2d_bwd_data as a forward op is the transposed convolution (ONNX ConvTranspose):
+// y = conv^T(x, w). Its adjoints are the convolution itself and its weight gradient:
+// dx = conv2d(dy, w), dw = conv2d_bwd_weight(x, dy).
+void grad_bwd_data(GradContext& c) {
+  const Attrs& f = c.attrs();
+  Attrs a;
+  a.stride = f.stride;
+  a.padding = f.padding;
+  a.dilation = f.dilation;
+  a.groups = f.groups;
+  a.kernel = {c.type(c.x(1)).shape[2], c.type(c.x(1)).shape[3]};
+  if (c.needs(0)) c.set(0, c.emit1(OpKind::conv2d, "bwd_data", a, {c.dy(0), c.x(1)}));
+  if (c.needs(1)) c.set(1, c.emit(OpKind::conv2d_bwd_weight, "bwd_weight", a, {c.x(0), c.dy(0)})[0]);
+}
 
 // conv2d_bwd_weight(dy, x) -> dw (, db)
 std::vector<TensorType> infer_bwd_weight(const Node& n, TypeList in) {
@@ -97,7 +111,7 @@ void register_conv(Registry& r) {
       .flops = flops_conv, .saved = saved_mask<0b011, 0>, .grad = grad_conv};
   r[static_cast<size_t>(OpKind::conv2d_bwd_data)] = OpDef{
       .name = "conv2d_bwd_data", .min_inputs = 2, .max_inputs = 2, .infer = infer_bwd_data,
-      .flops = flops_bwd_data};
+      .flops = flops_bwd_data, .saved = saved_mask<0b11, 0>, .grad = grad_bwd_data};
   r[static_cast<size_t>(OpKind::conv2d_bwd_weight)] = OpDef{
       .name = "conv2d_bwd_weight", .min_inputs = 2, .max_inputs = 2, .infer = infer_bwd_weight,
       .flops = flops_bwd_weight};

@@ -45,9 +45,11 @@ using ir::OpKind;
 using ir::Shape;
 using ir::ValueId;
 
-// The exporters' opsets are 13 to 17; models of older opsets import as long as each op
+// The exporters' opsets are 13 to 17 (PyTorch 1.13); models of older opsets import as long as each op
 // has the form dlmem knows (older attribute forms are read where they differ).
-constexpr int kMinOpset = 7, kMaxOpset = 17;
+// Opsets 18 to 20 change none of the supported ops but for ReduceMean's axes (an input
+// from 18) and add Gelu (20).
+constexpr int kMinOpset = 7, kMaxOpset = 20;
 constexpr int kFloat = pb::TensorProto::FLOAT, kInt64 = pb::TensorProto::INT64, kBool = pb::TensorProto::BOOL;
 
 // Elements of a shape; Error past 2^40 (a corrupt file: no model has such a tensor),
@@ -140,7 +142,7 @@ int min_inputs(const std::string& op) {
   static const std::map<std::string, int> m = {
       {"Constant", 0}, {"Range", 3}, {"Where", 3}, {"BatchNormalization", 5}, {"Add", 2}, {"Sub", 2}, {"Mul", 2},
       {"Div", 2}, {"Equal", 2}, {"Less", 2}, {"Greater", 2}, {"LessOrEqual", 2}, {"GreaterOrEqual", 2}, {"Pow", 2},
-      {"Conv", 2}, {"LayerNormalization", 2}, {"Gemm", 2}, {"MatMul", 2}, {"Reshape", 2}, {"Gather", 2}, {"Expand", 2}};
+      {"Conv", 2}, {"ConvTranspose", 2}, {"LayerNormalization", 2}, {"Gemm", 2}, {"MatMul", 2}, {"Reshape", 2}, {"Gather", 2}, {"Expand", 2}};
   auto it = m.find(op);
   return it == m.end() ? 1 : it->second;
 }
@@ -168,6 +170,7 @@ class Importer {
   void op_softmax(const pb::NodeProto&);
   void op_conv(const pb::NodeProto&);
   void op_pool(const pb::NodeProto&);
+  void op_conv_transpose(const pb::NodeProto&);
   void op_global_pool(const pb::NodeProto&);
   void op_batch_norm(const pb::NodeProto&);
   void op_layer_norm(const pb::NodeProto&);
@@ -733,6 +736,60 @@ void Importer::op_conv(const pb::NodeProto& n) {
   set(n, 0, emit(OpKind::conv2d, a, in));
 }
 
+// ConvTranspose is the data gradient of the convolution that maps its output back to
+// its input: dlmem's conv2d_bwd_data, whose gradients are registered for this use.
+void Importer::op_conv_transpose(const pb::NodeProto& n) {
+  auto fail = [&](const std::string& why) { unsupported(n, why); };
+  const ValueId x = value(n.input(0)), w = value(n.input(1));
+  if (type(x).rank() != 4) fail("only 2-D transposed convolutions ([N, C, H, W] inputs) are supported, got " + type(x).str());
+  const Shape xs = type(x).shape, ws = type(w).shape;
+  if (ws.size() != 4 || ws[0] != xs[1]) fail("the weight must be [C, M/group, kH, kW] with C = " + std::to_string(xs[1]) + ", got " + type(w).str());
+  Attrs a;
+  a.kernel = {ws[2], ws[3]};
+  if (auto k = attr_ints(n, "kernel_shape"); k && (k->size() != 2 || (*k)[0] != ws[2] || (*k)[1] != ws[3]))
+    fail("kernel_shape disagrees with the weight " + type(w).str());
+  a.stride = pair_of(attr_ints(n, "strides"), 1, fail, "strides");
+  a.dilation = pair_of(attr_ints(n, "dilations"), 1, fail, "dilations");
+  a.groups = attr_i(n, "group", 1);
+  if (a.groups <= 0 || xs[1] % a.groups) fail("group must divide the input channels");
+  const auto opad = pair_of(attr_ints(n, "output_padding"), 0, fail, "output_padding");
+  const int64_t m = ws[1] * a.groups;
+  Shape out = {xs[0], m, 0, 0};
+  const std::string auto_pad = attr_s(n, "auto_pad", "NOTSET");
+  const auto out_shape = attr_ints(n, "output_shape");
+  for (int i = 0; i < 2; ++i) {
+    const int64_t full = a.stride[i] * (xs[2 + i] - 1) + opad[i] + (ws[2 + i] - 1) * a.dilation[i] + 1;
+    int64_t total = 0;  // padding removed from both ends together
+    if (out_shape) {
+      if (out_shape->size() < 2) fail("output_shape must give H and W");
+      total = full - (*out_shape)[out_shape->size() - 2 + i];
+    } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      total = full - xs[2 + i] * a.stride[i];
+    } else if (auto_pad == "NOTSET") {
+      if (auto p = attr_ints(n, "pads")) {
+        if (p->size() != 4) fail("pads must have 4 entries");
+        if ((*p)[i] != (*p)[i + 2]) fail("asymmetric pads are not supported; dlmem pads symmetrically");
+        total = 2 * (*p)[i];
+      }
+    } else if (auto_pad != "VALID") {
+      fail("unknown auto_pad '" + auto_pad + "'");
+    }
+    if (total < 0 || total % 2) fail("the output size needs asymmetric or negative padding; dlmem pads symmetrically");
+    a.padding[i] = total / 2;
+    out[static_cast<size_t>(2 + i)] = full - total;
+    // dlmem's convolution sees the output padding as extent its window does not reach.
+    if (opad[i] >= a.stride[i] && opad[i] >= a.dilation[i]) fail("output_padding must be below stride or dilation");
+  }
+  a.shape = out;
+  ValueId y = emit(OpKind::conv2d_bwd_data, a, {x, w});
+  if (has_input(n, 2)) {
+    const ValueId b = value(n.input(2));
+    if (type(b).shape != Shape{m}) fail("the bias must be [" + std::to_string(m) + "], got " + type(b).str());
+    y = binary(OpKind::add, y, reshape(b, {m, 1, 1}), true);
+  }
+  set(n, 0, y);
+}
+
 void Importer::op_pool(const pb::NodeProto& n) {
   auto fail = [&](const std::string& why) { unsupported(n, why); };
   const ValueId x = value(n.input(0));
@@ -1180,7 +1237,7 @@ void Importer::op_reduce(const pb::NodeProto& n) {
   const Shape in = type(x).shape;
   const int64_t r = static_cast<int64_t>(in.size());
   // ReduceSum takes axes as an input from opset 13, ReduceMean from opset 18.
-  auto axes = n.op_type() == "ReduceSum" ? ints_arg(n, 1, "axes") : attr_ints(n, "axes");
+  auto axes = n.op_type() == "ReduceSum" || opset_ >= 18 ? ints_arg(n, 1, "axes") : attr_ints(n, "axes");
   std::vector<bool> red(static_cast<size_t>(r), !axes || axes->empty());
   if (axes && axes->empty() && attr_i(n, "noop_with_empty_axes", 0)) return set(n, 0, x);
   if (axes)
@@ -1389,6 +1446,7 @@ const std::map<std::string, Handler>& handlers() {
       {"Softmax", &Importer::op_softmax},
       {"LogSoftmax", &Importer::op_softmax},
       {"Conv", &Importer::op_conv},
+      {"ConvTranspose", &Importer::op_conv_transpose},
       {"MaxPool", &Importer::op_pool},
       {"AveragePool", &Importer::op_pool},
       {"GlobalAveragePool", &Importer::op_global_pool},

@@ -7,7 +7,7 @@
 //   m.inputs[0].name;              // "input" -- the ONNX names of the graph's inputs
 //   auto t = models::onnx::read_tensor("test_data_set_0/input_0.pb");
 //
-// What import does (Note [ONNX import] in import.cpp): opsets 13 to 17 of the default
+// What import does (Note [ONNX import] in import.cpp): opsets 13 to 20 of the default
 // domain (and models of opsets 7 to 12 whose ops mean what they do at 13, with the
 // older attribute forms of Clip, Softmax, Squeeze, Split, Slice, Pad); shapes are static, so every value computed from shapes and constants only
 // (Shape, Gather, Concat, Unsqueeze, Constant, arithmetic on them ...) is evaluated at

@@ -1,13 +1,13 @@
 # dlmem: the two commands.
 #   make demo   install what is missing, build (Release), train LeNet-5 on Fashion-MNIST
 #   make test   install what is missing, build, run the test suite
-# Also: make build, make bench, make asan (ASan+UBSan tests), make tsan, make clean.
+# Also: make build, make bench, make asan (ASan+UBSan tests), make tsan, make install-python, make clean.
 
 BUILD ?= build/release
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test bench asan tsan clean
+.PHONY: all deps build demo test bench asan tsan clean install-python
 
 all: build
 
@@ -33,6 +33,12 @@ asan: deps
 
 tsan: deps
 	cmake --preset tsan > /dev/null && cmake --build --preset tsan -j $(JOBS) && ctest --preset tsan -j $(JOBS)
+
+# The Python package into the user site (python3 -m site --user-site): a .pth file that
+# points at the build's python/ folder.
+install-python: build
+	@site=$$(/usr/bin/python3 -m site --user-site) && mkdir -p "$$site" && \
+	  echo "$(abspath $(BUILD))/python" > "$$site/dlmem.pth" && echo "dlmem: $$site/dlmem.pth -> $(abspath $(BUILD))/python"
 
 clean:
 	rm -rf build

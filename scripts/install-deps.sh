@@ -19,6 +19,7 @@ pkgs=(
   libonnx-dev libprotobuf-dev  # ONNX import: ONNX's own protobuf schema
   libonnx-testdata       # the ONNX backend node tests (make test runs them)
   clang libclang-rt-14-dev  # libFuzzer: make test fuzzes the ONNX importer (scripts/fuzz.sh)
+  pybind11-dev python3-dev python3-numpy python3-pytest  # the Python package (python/) and its tests
   libzstd-dev liblz4-dev # general codecs for host-side swap buffers
   dataset-fashion-mnist  # the demo's data, under /usr/share/datasets/fashion-mnist
 )

@@ -36,31 +36,9 @@ struct PlanArgs {
 };
 
 // Resident device bytes by role over the program, as an SVG stacked area chart.
-void write_plot(const ir::Graph& g, const plan::Plan& p, const PlanArgs& a) {
-  StackedSeries s;
-  s.title = a.model.model + " batch " + std::to_string(a.model.batch) + ", policy " + p.policy +
-            ": resident device memory by role";
-  s.x_label = "instruction";
-  s.y_label = "resident bytes";
-  std::vector<int> roles;
-  const auto live = plan::resident_by_role(p);
-  for (int r = 0; r < ir::kNumRoles; ++r) {
-    bool any = false;
-    for (const auto& row : live) any = any || row[static_cast<size_t>(r)] > 0;
-    if (any) {
-      roles.push_back(r);
-      s.names.emplace_back(ir::role_name(static_cast<ir::Role>(r)));
-    }
-  }
-  for (const auto& row : live) {
-    std::vector<uint64_t> v;
-    for (int r : roles) v.push_back(row[static_cast<size_t>(r)]);
-    s.values.push_back(std::move(v));
-  }
-  s.lines.emplace_back("arena", p.device_arena);
-  if (p.budget) s.lines.emplace_back("budget", p.budget);
-  (void)g;
-  const std::string svg = stacked_area_svg(s);
+void write_plot(const plan::Plan& p, const PlanArgs& a) {
+  const std::string svg = plan::memory_svg(p, a.model.model + " batch " + std::to_string(a.model.batch) + ", policy " +
+                                                  p.policy + ": resident device memory by role");
   write_file_atomic(a.plot, std::as_bytes(std::span<const char>(svg.data(), svg.size())));
 }
 
@@ -78,18 +56,6 @@ std::string fixed(double v, int digits) {
   os.precision(digits);
   os << v;
   return os.str();
-}
-
-// --explain: what the plan does with each stashed tensor, and the totals by decision.
-nlohmann::json explain_json(const planners::Explanation& e) {
-  nlohmann::json tensors = nlohmann::json::array(), totals = nlohmann::json::object();
-  for (const planners::TensorDecision& d : e.tensors)
-    tensors.push_back({{"name", d.name}, {"bytes", d.bytes}, {"decision", planners::decision_name(d.decision)},
-                       {"detail", d.detail}, {"cost_seconds", d.cost_seconds}, {"saved", d.saved}});
-  for (size_t k = 0; k < e.count.size(); ++k)
-    totals[std::string(planners::decision_name(static_cast<planners::Decision>(k)))] = {
-        {"tensors", e.count[k]}, {"bytes", e.bytes[k]}, {"saved", e.saved[k]}, {"cost_seconds", e.cost_seconds[k]}};
-  return {{"tensors", tensors}, {"totals", totals}};
 }
 
 std::string ms(double seconds) { return seconds > 0 ? fixed(1e3 * seconds, 3) : "-"; }
@@ -124,7 +90,7 @@ int run(const PlanArgs& a) {
                                        .lossy = a.lossy}});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
   const planners::InplaceStats inplace = planners::count_inplace(g, p);
-  if (!a.plot.empty()) write_plot(g, p, a);
+  if (!a.plot.empty()) write_plot(p, a);
   if (!a.out.empty()) {
     nlohmann::json pj = plan::to_json(g, p);
     // Note [Plan files and graphs] (cmd_simulate.cpp): what rebuilds the graph.
@@ -152,7 +118,7 @@ int run(const PlanArgs& a) {
                      {"bound", p.stats.solver_bound},
                      {"gap", solver_gap(p)}};
     if (!a.out.empty()) j["out"] = a.out;
-    if (a.explain) j["explain"] = explain_json(planners::explain(g, p, ses.cost_model()));
+    if (a.explain) j["explain"] = planners::explanation_json(planners::explain(g, p, ses.cost_model()));
     std::cout << j.dump(2) << "\n";
     return 0;
   }

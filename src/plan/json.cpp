@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "util/crc32.h"
+#include "util/svg_plot.h"
 #include "util/error.h"
 
 namespace dlmem::plan {
@@ -256,6 +257,31 @@ Plan from_json(const ir::Graph& g, const nlohmann::json& j, const std::string& w
     r.fail("the program's peak (", p.stats.peak_device, " bytes) differs from the recorded one (", stored_peak,
            "); the file was edited or made for another model");
   return p;
+}
+
+std::string memory_svg(const Plan& p, const std::string& title) {
+  StackedSeries s;
+  s.title = title;
+  s.x_label = "instruction";
+  s.y_label = "resident bytes";
+  std::vector<int> roles;
+  const auto live = resident_by_role(p);
+  for (int r = 0; r < ir::kNumRoles; ++r) {
+    bool any = false;
+    for (const auto& row : live) any = any || row[static_cast<size_t>(r)] > 0;
+    if (any) {
+      roles.push_back(r);
+      s.names.emplace_back(ir::role_name(static_cast<ir::Role>(r)));
+    }
+  }
+  for (const auto& row : live) {
+    std::vector<uint64_t> v;
+    for (int r : roles) v.push_back(row[static_cast<size_t>(r)]);
+    s.values.push_back(std::move(v));
+  }
+  s.lines.emplace_back("arena", p.device_arena);
+  if (p.budget) s.lines.emplace_back("budget", p.budget);
+  return stacked_area_svg(s);
 }
 
 }  // namespace dlmem::plan

@@ -18,4 +18,8 @@ nlohmann::json stats_json(const Plan&);
 // run validate() on the result before executing it.
 Plan from_json(const ir::Graph&, const nlohmann::json&, const std::string& where = "plan");
 
+// Resident device bytes by role over the program, as an SVG stacked area chart with
+// the arena and the budget as lines (`dlmem plan --plot`, Plan.plot in Python).
+std::string memory_svg(const Plan&, const std::string& title);
+
 }  // namespace dlmem::plan

@@ -63,7 +63,8 @@ Plan make_plan(const ir::Graph& g, const sim::CostModel& cost, const PlanRequest
                         human_bytes(req.budget), ", but placing its buffers needs an arena of ", human_bytes(p.device_arena),
                         " (", p.placement, "; the exact search found nothing lower in ", req.options.place_time_limit_s,
                         " s), and planning for less live memory to make room fails; use a budget of at least ",
-                        human_bytes(p.device_arena), " or a longer --place-time-limit");
+                        human_bytes(p.device_arena), " or a longer --place-time-limit")
+          .reach(p.device_arena);
     }
     p.policy = policy.name;
     p.budget = req.budget;

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <random>
 
@@ -114,8 +115,8 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
       if (cfg_.evaluate)
         test_data_ = std::make_unique<SyntheticDataset>(sample, logits.back(), cfg_.synthetic_size / 4, cfg_.seed + 1);
     }
-  } else {
-    throw Error("unknown dataset '", cfg_.dataset, "'; known: fashion-mnist, synthetic, auto");
+  } else if (ds != "none") {
+    throw Error("unknown dataset '", cfg_.dataset, "'; known: fashion-mnist, synthetic, auto, none");
   }
   if (train_data_)
     batches_ = std::make_unique<BatchIterator>(
@@ -215,7 +216,51 @@ float Trainer::step() {
   return loss;
 }
 
-double Trainer::evaluate() {
+namespace {
+
+ValueId data_input(const ir::Graph& g) {
+  const ValueId in = g.find("input");
+  return in != ir::kNoValue ? in : g.find("ids");
+}
+
+void write_checked(runtime::Executor& ex, const ir::Graph& g, ValueId v, std::span<const std::byte> data,
+                   const char* what) {
+  const ir::Value& val = g.value(v);
+  if (data.size() != val.type.bytes())
+    throw Error(what, " has ", data.size(), " bytes; the model's '", val.name, "' is ", val.type.str(), " (",
+                val.type.bytes(), " bytes)");
+  ex.write(v, data);
+}
+
+}  // namespace
+
+float Trainer::step_on(std::span<const std::byte> input, std::span<const std::byte> labels) {
+  const ir::Graph& g = graph();
+  write_checked(*exec_, g, data_input(g), input, "inputs");
+  const ValueId label = g.find("label");
+  write_checked(*exec_, g, label, labels, "labels");
+  last_labels_.resize(static_cast<size_t>(g.value(label).type.numel()));
+  std::memcpy(last_labels_.data(), labels.data(), labels.size());
+  exec_->run_step(step_++);
+  const float loss = exec_->read_f32(g.loss)[0];
+  if (!std::isfinite(loss)) throw Error("the loss became ", loss, " at step ", step_, "; try a smaller learning rate");
+  return loss;
+}
+
+void Trainer::load_state(const std::map<std::string, std::vector<float>>& state) {
+  const ir::Graph& g = graph();
+  for (const auto& [name, values] : state) {
+    const ValueId v = g.find(name);
+    if (v == ir::kNoValue || !exec_->is_bound(v) ||
+        (g.value(v).role != ir::Role::weight && g.value(v).role != ir::Role::optimizer_state))
+      throw Error("state has '", name, "', which is not a weight or optimizer state of ", cfg_.model);
+    if (static_cast<int64_t>(values.size()) != g.value(v).type.numel())
+      throw Error("state '", name, "' has ", values.size(), " values; the model's is ", g.value(v).type.str());
+    exec_->write_f32(v, values);
+  }
+}
+
+void Trainer::sync_eval_weights() {
   if (!eval_exec_) {
     eval_graph_ = std::make_unique<ir::Graph>(session::build_graph(session_options(cfg_, false), &session_->backend()));
     eval_plan_ = std::make_unique<plan::Plan>(planners::make_plan(*eval_graph_, {.policy = "default"}));
@@ -228,6 +273,22 @@ double Trainer::evaluate() {
     if (src == ir::kNoValue) throw InternalError("inference graph weight " + v.name + " missing in training graph");
     eval_exec_->write_f32(v.id, exec_->read_f32(src));
   }
+}
+
+std::vector<float> Trainer::predict(std::span<const std::byte> input) {
+  sync_eval_weights();
+  const ir::Graph& g = *eval_graph_;
+  write_checked(*eval_exec_, g, data_input(g), input, "inputs");
+  // The label only feeds the loss, which predict() does not read.
+  const ValueId label = g.find("label");
+  if (label != ir::kNoValue && eval_exec_->is_bound(label))
+    eval_exec_->write(label, std::vector<std::byte>(g.value(label).type.bytes(), std::byte{0}));
+  eval_exec_->run_step(0);
+  return eval_exec_->read_f32(g.outputs.at(0));
+}
+
+double Trainer::evaluate() {
+  sync_eval_weights();
   const ir::Graph& g = *eval_graph_;
   const ValueId label = g.values_with_role(ir::Role::label).at(0);
   int64_t correct = 0, total = 0;
@@ -254,6 +315,13 @@ double Trainer::evaluate() {
     }
   }
   return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;
+}
+
+TrainResult Trainer::run(std::ostream* log, int64_t epochs, int64_t steps_per_epoch) {
+  if (epochs < 0 || steps_per_epoch < 0) throw Error("epochs and steps must be non-negative, got ", epochs, " and ", steps_per_epoch);
+  cfg_.epochs = epochs;
+  cfg_.steps_per_epoch = steps_per_epoch;
+  return run(log);
 }
 
 TrainResult Trainer::run(std::ostream* log) {

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -25,7 +26,7 @@ namespace dlmem::train {
 struct TrainConfig {
   std::string model = "lenet5";
   models::ModelConfig model_config;      // batch is taken from `batch` below
-  std::string dataset = "auto";          // fashion-mnist | synthetic | auto
+  std::string dataset = "auto";          // fashion-mnist | synthetic | auto | none (the caller's batches: step_on)
   std::string data_dir;                  // fashion-mnist: default /usr/share/datasets/fashion-mnist
   int64_t epochs = 2;
   int64_t batch = 64;
@@ -76,8 +77,19 @@ class Trainer {
 
   // Runs the configured epochs; progress and per-epoch lines go to `log` (nullptr: quiet).
   TrainResult run(std::ostream* log);
+  // The same with this many epochs of `steps_per_epoch` steps (0: the whole dataset).
+  TrainResult run(std::ostream* log, int64_t epochs, int64_t steps_per_epoch);
   // One training step on the next batch; returns the loss.
   float step();
+  // One training step on the caller's batch (the Python bindings' NumPy arrays, read in
+  // place): `input` is the model's "input" (f32) or "ids" (i32) bytes, `labels` its
+  // "label" (i32). Error naming the argument when a size does not match.
+  float step_on(std::span<const std::byte> input, std::span<const std::byte> labels);
+  // The logits of the inference graph (batch-norm on running statistics, no dropout)
+  // on one batch of the caller's input.
+  std::vector<float> predict(std::span<const std::byte> input);
+  // Sets weights (and optimizer state) by name, as state() returns them.
+  void load_state(const std::map<std::string, std::vector<float>>& state);
   // Accuracy over the test split (or a held-out synthetic set).
   double evaluate();
 
@@ -97,6 +109,7 @@ class Trainer {
  private:
   void load_batch(const Batch& b, runtime::Executor& ex, const ir::Graph& g);
   void resume(const std::string& path);
+  void sync_eval_weights();  // builds the inference graph once, then copies the weights over
   bool next_batch(Batch& b);
 
   TrainConfig cfg_;

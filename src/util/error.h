@@ -9,6 +9,8 @@
 //   DLMEM_CHECK(offset + bytes <= arena_size, "buffer ", id, " overflows the arena");
 #pragma once
 
+#include <cstdint>
+
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -30,10 +32,16 @@ class Error : public std::runtime_error {
   explicit Error(const Args&... args) : std::runtime_error(detail::concat(args...)) {}
 };
 
-// Raised when a plan or an allocation does not fit the device memory.
+// Raised when a plan or an allocation does not fit the device memory. `min_budget`:
+// the smallest budget the policy can reach, when it knows (0: unknown).
 class OutOfMemory : public Error {
  public:
   using Error::Error;
+  OutOfMemory& reach(uint64_t bytes) {
+    min_budget = bytes;
+    return *this;
+  }
+  uint64_t min_budget = 0;
 };
 
 class InternalError : public std::logic_error {

@@ -186,7 +186,8 @@ Pass auto_pass() {
                         "encodings reaches ", human_bytes(q.stats.peak_device), " (no policy goes below ",
                         human_bytes(pb.lower_bound), ", what node '", pb.lower_bound_node,
                         "' needs with the weights and optimizer state); use a budget of at least ",
-                        human_bytes(q.stats.peak_device));
+                        human_bytes(q.stats.peak_device))
+          .reach(q.stats.peak_device);
     }
   };
 }
@@ -310,6 +311,17 @@ Explanation explain(const ir::Graph& g, const Plan& p, const sim::CostModel& cos
     e.tensors.push_back(std::move(d));
   }
   return e;
+}
+
+nlohmann::json explanation_json(const Explanation& e) {
+  nlohmann::json tensors = nlohmann::json::array(), totals = nlohmann::json::object();
+  for (const TensorDecision& d : e.tensors)
+    tensors.push_back({{"name", d.name}, {"bytes", d.bytes}, {"decision", decision_name(d.decision)},
+                       {"detail", d.detail}, {"cost_seconds", d.cost_seconds}, {"saved", d.saved}});
+  for (size_t k = 0; k < e.count.size(); ++k)
+    totals[std::string(decision_name(static_cast<Decision>(k)))] = {
+        {"tensors", e.count[k]}, {"bytes", e.bytes[k]}, {"saved", e.saved[k]}, {"cost_seconds", e.cost_seconds[k]}};
+  return {{"tensors", tensors}, {"totals", totals}};
 }
 
 }  // namespace dlmem::planners

@@ -40,6 +40,8 @@
 //     1.09x). The recomputing candidates come first so that the incumbent exists.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -76,5 +78,8 @@ struct Explanation {
 // Reads the decisions off any plan (whichever policy made it), costs from simulating it
 // on `cost`.
 Explanation explain(const ir::Graph&, const Plan&, const sim::CostModel& cost);
+// {"tensors": [{name, bytes, decision, detail, cost_seconds, saved}...],
+//  "totals": {decision: {tensors, bytes, saved, cost_seconds}}} (plan --explain --json).
+nlohmann::json explanation_json(const Explanation&);
 
 }  // namespace dlmem::planners

@@ -333,7 +333,8 @@ Plan plan_chain(const ir::Graph& g, const analysis::Liveness& live, uint64_t tar
                       stages < 2 ? ", as the graph has no cut to checkpoint at" : "", " (no policy goes below ",
                       human_bytes(pb.lower_bound), ", what node '", pb.lower_bound_node,
                       "' needs with the weights and optimizer state); use a budget of at least ", human_bytes(reach),
-                      " or recompute:greedy");
+                      " or recompute:greedy")
+        .reach(reach);
   return emit_plan(pb, *seq);
 }
 

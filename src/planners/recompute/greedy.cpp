@@ -431,7 +431,8 @@ Plan plan_greedy(const ir::Graph& g, const analysis::Liveness& live, uint64_t ta
                       " of live device memory; the smallest it reaches is ", human_bytes(reach),
                       " (no policy goes below ", human_bytes(pb.lower_bound), ", what node '", pb.lower_bound_node,
                       "' needs with the weights and optimizer state); use a budget of at least ",
-                      human_bytes(reach));
+                      human_bytes(reach))
+        .reach(reach);
   }
   return emit_plan(pb, *seq);
 }

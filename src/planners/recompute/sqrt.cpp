@@ -104,7 +104,8 @@ Plan plan_sqrt(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
                       " of live device memory; the smallest it reaches is ", human_bytes(reach),
                       " (no policy goes below ", human_bytes(pb.lower_bound), ", what node '", pb.lower_bound_node,
                       "' needs with the weights and optimizer state); use a budget of at least ", human_bytes(reach),
-                      " or recompute:greedy");
+                      " or recompute:greedy")
+        .reach(reach);
   return emit_plan(pb, *best);
 }
 

@@ -1,13 +1,13 @@
 # dlmem: the two commands.
 #   make demo   install what is missing, build (Release), train LeNet-5 on Fashion-MNIST
 #   make test   install what is missing, build, run the test suite
-# Also: make build, make bench, make asan (ASan+UBSan tests), make tsan, make install-python, make clean.
+# Also: make build, make bench, make asan (ASan+UBSan tests), make tsan, make fuzz, make install-python, make clean.
 
 BUILD ?= build/release
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test bench asan tsan clean install-python
+.PHONY: all deps build demo test bench asan tsan fuzz clean install-python
 
 all: build
 
@@ -33,6 +33,11 @@ asan: deps
 
 tsan: deps
 	cmake --preset tsan > /dev/null && cmake --build --preset tsan -j $(JOBS) && ctest --preset tsan -j $(JOBS)
+
+# Every parser's libFuzzer target for FUZZ_SECONDS each (make test runs 20 s of each).
+FUZZ_SECONDS ?= 300
+fuzz: build
+	bash scripts/fuzz.sh . $(BUILD)/fuzz $(FUZZ_SECONDS) $(BUILD)/dlmem
 
 # The Python package into the user site (python3 -m site --user-site): a .pth file that
 # points at the build's python/ folder.

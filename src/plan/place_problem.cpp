@@ -78,9 +78,25 @@ PlaceProblem parse_place_csv(const std::string& text, const std::string& name) {
     life.emplace_back(lower, upper);
   }
   if (pb.ids.empty()) throw Error(name, ": no buffers (expected rows id,lower,upper,size[,alignment])");
+  // Offsets are sums of sizes in units of kAlignment: keep every sum far from overflow.
+  uint64_t total = 0;
+  for (uint64_t s : pb.sizes) {
+    total += s / pb.alignment + 1;
+    if (total > (uint64_t{1} << 50) / kAlignment)
+      throw Error(name, ": the sizes add up to over 2^50 alignment units; dlmem place takes problems whose buffers fit "
+                        "in 2^50 units together");
+  }
+  // Only the order of the lifetimes' ends matters to placement: times are renumbered
+  // 0, 1, 2, ... in that order (half-open overlaps are kept), so the solvers' per-time
+  // arrays are as long as the problem, not as its largest time.
+  std::vector<int64_t> times;
+  for (const auto& [lo, hi] : life) times.insert(times.end(), {lo, hi});
+  std::sort(times.begin(), times.end());
+  times.erase(std::unique(times.begin(), times.end()), times.end());
+  auto rank = [&](int64_t t) { return static_cast<int>(std::lower_bound(times.begin(), times.end(), t) - times.begin()); };
   for (size_t k = 0; k < pb.sizes.size(); ++k) {
     const uint64_t units = (pb.sizes[k] + pb.alignment - 1) / pb.alignment;
-    pb.intervals.push_back({units * kAlignment, static_cast<int>(life[k].first), static_cast<int>(life[k].second)});
+    pb.intervals.push_back({units * kAlignment, rank(life[k].first), rank(life[k].second)});
   }
   return pb;
 }

@@ -188,7 +188,12 @@ nlohmann::json to_json(const DeviceProfile& p) {
 
 DeviceProfile profile_from_json(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) throw Error(where, ": a device profile must be a JSON object");
-  if (j.value("format", std::string()) != "dlmem-device-profile")
+  auto text = [&](const char* key, const std::string& def) {
+    if (!j.contains(key)) return def;
+    if (!j[key].is_string()) throw Error(where, ": field \"", key, "\" must be a string");
+    return j[key].get<std::string>();
+  };
+  if (text("format", "") != "dlmem-device-profile")
     throw Error(where, ": not a device profile (\"format\" must be \"dlmem-device-profile\"; write one with "
                        "'dlmem calibrate --out ", where, "')");
   auto number = [&](const nlohmann::json& obj, const char* key, bool positive) {
@@ -200,9 +205,10 @@ DeviceProfile profile_from_json(const nlohmann::json& j, const std::string& wher
     return v;
   };
   DeviceProfile p;
-  p.name = j.value("name", std::string("custom"));
-  p.description = j.value("description", std::string());
+  p.name = text("name", "custom");
+  p.description = text("description", "");
   const double mem = number(j, "memory_bytes", true);
+  if (mem > 0x1p60) throw Error(where, ": field \"memory_bytes\" is ", mem, ", over 2^60 bytes");
   p.memory_bytes = static_cast<uint64_t>(mem);
   if (!j.contains("peak_flops") || !j["peak_flops"].is_object())
     throw Error(where, ": field \"peak_flops\" must be an object of FLOP/s per dtype (\"f32\": 1.5e13, ...)");
@@ -228,6 +234,8 @@ DeviceProfile profile_from_json(const nlohmann::json& j, const std::string& wher
     for (double x : {p.efficiency.compute, p.efficiency.memory, p.efficiency.link})
       if (x > 1) throw Error(where, ": efficiencies are fractions of the peak, at most 1; got ", x);
   }
+  if (j.contains("calibrated") && !j["calibrated"].is_boolean())
+    throw Error(where, ": field \"calibrated\" must be true or false");
   p.calibrated = j.value("calibrated", false);
   return p;
 }

@@ -204,6 +204,7 @@ class Importer {
   const Shape& shape_of(const std::string& name);
   void set(const pb::NodeProto& n, int output, ValueId v);
   void set(const pb::NodeProto& n, int output, Tensor t);
+  void set_reshaped(const pb::NodeProto& n, const Shape& s);
 
   // ---- attributes and inputs
   const pb::AttributeProto* attr(const pb::NodeProto& n, const std::string& a) const;
@@ -944,6 +945,16 @@ void Importer::op_matmul(const pb::NodeProto& n) {
 
 // ------------------------------------------------------------------ shapes
 
+// Output 0 is input 0 with shape `s`: a static tensor with a new shape, or a view.
+void Importer::set_reshaped(const pb::NodeProto& n, const Shape& s) {
+  if (foldable(n.input(0))) {
+    Tensor t = static_.at(n.input(0));
+    t.shape = s;
+    return set(n, 0, std::move(t));
+  }
+  set(n, 0, reshape(value(n.input(0)), s));
+}
+
 void Importer::op_reshape(const pb::NodeProto& n) {
   const Tensor& st = constant(n.input(1), "the target shape");
   const Shape& in = shape_of(n.input(0));
@@ -965,24 +976,14 @@ void Importer::op_reshape(const pb::NodeProto& n) {
     s[static_cast<size_t>(neg)] = numel(in) / known;
   }
   if (numel(s) != numel(in)) unsupported(n, "cannot reshape " + ir::shape_str(in) + " to " + ir::shape_str(s));
-  if (foldable(n.input(0))) {
-    Tensor t = static_.at(n.input(0));
-    t.shape = s;
-    return set(n, 0, std::move(t));
-  }
-  set(n, 0, reshape(value(n.input(0)), s));
+  set_reshaped(n, s);
 }
 
 void Importer::op_flatten(const pb::NodeProto& n) {
   const Shape& in = shape_of(n.input(0));
   const int64_t axis = axis_attr(n, 1, static_cast<int64_t>(in.size()), /*inclusive=*/true);
   Shape s = {numel(Shape(in.begin(), in.begin() + axis)), numel(Shape(in.begin() + axis, in.end()))};
-  if (foldable(n.input(0))) {
-    Tensor t = static_.at(n.input(0));
-    t.shape = s;
-    return set(n, 0, std::move(t));
-  }
-  set(n, 0, reshape(value(n.input(0)), s));
+  set_reshaped(n, s);
 }
 
 void Importer::op_squeeze(const pb::NodeProto& n) {
@@ -1002,12 +1003,7 @@ void Importer::op_squeeze(const pb::NodeProto& n) {
   Shape s;
   for (size_t i = 0; i < in.size(); ++i)
     if (!drop[i]) s.push_back(in[i]);
-  if (foldable(n.input(0))) {
-    Tensor t = static_.at(n.input(0));
-    t.shape = s;
-    return set(n, 0, std::move(t));
-  }
-  set(n, 0, reshape(value(n.input(0)), s));
+  set_reshaped(n, s);
 }
 
 void Importer::op_unsqueeze(const pb::NodeProto& n) {
@@ -1024,12 +1020,7 @@ void Importer::op_unsqueeze(const pb::NodeProto& n) {
   Shape s;
   size_t j = 0;
   for (int64_t i = 0; i < r; ++i) s.push_back(ins[static_cast<size_t>(i)] ? 1 : in[j++]);
-  if (foldable(n.input(0))) {
-    Tensor t = static_.at(n.input(0));
-    t.shape = s;
-    return set(n, 0, std::move(t));
-  }
-  set(n, 0, reshape(value(n.input(0)), s));
+  set_reshaped(n, s);
 }
 
 void Importer::op_transpose(const pb::NodeProto& n) {
@@ -1191,6 +1182,7 @@ void Importer::op_gather(const pb::NodeProto& n) {
     if (foldable(n.input(0))) {
       const Tensor& t = static_.at(n.input(0));
       const int64_t inner = numel(Shape(data.begin() + axis + 1, data.end())), nidx = static_cast<int64_t>(ix.size());
+      if (inner == 0 || nidx == 0 || numel(s) == 0) return set(n, 0, gather_elements(t, s, [](int64_t) { return 0; }));
       return set(n, 0, gather_elements(t, s, [&](int64_t k) {
         const int64_t in_pos = k % inner, rest = k / inner, j = rest % nidx, o = rest / nidx;
         return (o * ext + ix[static_cast<size_t>(j)]) * inner + in_pos;

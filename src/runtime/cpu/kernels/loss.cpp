@@ -4,86 +4,56 @@
 
 namespace dlmem::cpu {
 
-// ---------------------------------------------------------------- softmax
+// ---------------------------------------------------------------- softmax, log-softmax
 
 namespace {
 
-dnnl::softmax_forward::primitive_desc softmax_fwd_pd(const Context::Impl& im,
-                                                     const memory::desc& md) {
-  dnnl::softmax_forward::desc d(prop_kind::forward_training, md, 1);
+// oneDNN's softmax and logsoftmax primitives have the same interface: one template
+// over the forward and backward primitive types serves both.
+template <typename Fwd>
+typename Fwd::primitive_desc row_softmax_fwd_pd(const Context::Impl& im, const memory::desc& md) {
+  typename Fwd::desc d(prop_kind::forward_training, md, 1);
   return {d, user_scratchpad_attr(), im.engine};
+}
+
+template <typename Fwd>
+void row_softmax_fwd(Context& ctx, const char* key, int64_t rows, int64_t cols, const float* x, float* y) {
+  if (rows == 0) return;
+  Context::Impl& im = enter(ctx);
+  const memory::desc md = plain_md({rows, cols});
+  const CachedPrimitive& p = im.get(make_key(key, rows, cols), [&] { return cached<Fwd>(row_softmax_fwd_pd<Fwd>(im, md)); });
+  im.execute(p, {{DNNL_ARG_SRC, im.wrap(md, x)}, {DNNL_ARG_DST, im.wrap(md, y)}}, nullptr, /*use_internal=*/true);
+}
+
+template <typename Fwd, typename Bwd>
+void row_softmax_bwd(Context& ctx, const char* key, int64_t rows, int64_t cols, const float* dy, const float* y,
+                     float* dx) {
+  if (rows == 0) return;
+  Context::Impl& im = enter(ctx);
+  const memory::desc md = plain_md({rows, cols});
+  const CachedPrimitive& p = im.get(make_key(key, rows, cols), [&] {
+    typename Bwd::desc d(md, md, 1);
+    typename Bwd::primitive_desc pd(d, user_scratchpad_attr(), im.engine, row_softmax_fwd_pd<Fwd>(im, md));
+    return cached<Bwd>(pd);
+  });
+  im.execute(p,
+             {{DNNL_ARG_DST, im.wrap(md, y)}, {DNNL_ARG_DIFF_DST, im.wrap(md, dy)}, {DNNL_ARG_DIFF_SRC, im.wrap(md, dx)}},
+             nullptr, /*use_internal=*/true);
 }
 
 }  // namespace
 
 void softmax_fwd(Context& ctx, int64_t rows, int64_t cols, const float* x, float* y) {
-  if (rows == 0) return;
-  Context::Impl& im = enter(ctx);
-  const memory::desc md = plain_md({rows, cols});
-  const CachedPrimitive& p = im.get(make_key("softmax_fwd", rows, cols), [&] {
-    return cached<dnnl::softmax_forward>(softmax_fwd_pd(im, md));
-  });
-  im.execute(p, {{DNNL_ARG_SRC, im.wrap(md, x)}, {DNNL_ARG_DST, im.wrap(md, y)}}, nullptr,
-             /*use_internal=*/true);
+  row_softmax_fwd<dnnl::softmax_forward>(ctx, "softmax_fwd", rows, cols, x, y);
 }
-
-void softmax_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dy, const float* y,
-                 float* dx) {
-  if (rows == 0) return;
-  Context::Impl& im = enter(ctx);
-  const memory::desc md = plain_md({rows, cols});
-  const CachedPrimitive& p = im.get(make_key("softmax_bwd", rows, cols), [&] {
-    dnnl::softmax_backward::desc d(md, md, 1);
-    dnnl::softmax_backward::primitive_desc pd(d, user_scratchpad_attr(), im.engine,
-                                              softmax_fwd_pd(im, md));
-    return cached<dnnl::softmax_backward>(pd);
-  });
-  im.execute(p,
-             {{DNNL_ARG_DST, im.wrap(md, y)},
-              {DNNL_ARG_DIFF_DST, im.wrap(md, dy)},
-              {DNNL_ARG_DIFF_SRC, im.wrap(md, dx)}},
-             nullptr, /*use_internal=*/true);
+void softmax_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dy, const float* y, float* dx) {
+  row_softmax_bwd<dnnl::softmax_forward, dnnl::softmax_backward>(ctx, "softmax_bwd", rows, cols, dy, y, dx);
 }
-
-// ---------------------------------------------------------------- log-softmax
-
-namespace {
-
-dnnl::logsoftmax_forward::primitive_desc log_softmax_fwd_pd(const Context::Impl& im,
-                                                            const memory::desc& md) {
-  dnnl::logsoftmax_forward::desc d(prop_kind::forward_training, md, 1);
-  return {d, user_scratchpad_attr(), im.engine};
-}
-
-}  // namespace
-
 void log_softmax_fwd(Context& ctx, int64_t rows, int64_t cols, const float* x, float* y) {
-  if (rows == 0) return;
-  Context::Impl& im = enter(ctx);
-  const memory::desc md = plain_md({rows, cols});
-  const CachedPrimitive& p = im.get(make_key("log_softmax_fwd", rows, cols), [&] {
-    return cached<dnnl::logsoftmax_forward>(log_softmax_fwd_pd(im, md));
-  });
-  im.execute(p, {{DNNL_ARG_SRC, im.wrap(md, x)}, {DNNL_ARG_DST, im.wrap(md, y)}}, nullptr,
-             /*use_internal=*/true);
+  row_softmax_fwd<dnnl::logsoftmax_forward>(ctx, "log_softmax_fwd", rows, cols, x, y);
 }
-
-void log_softmax_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dy, const float* y,
-                     float* dx) {
-  if (rows == 0) return;
-  Context::Impl& im = enter(ctx);
-  const memory::desc md = plain_md({rows, cols});
-  const CachedPrimitive& p = im.get(make_key("log_softmax_bwd", rows, cols), [&] {
-    dnnl::logsoftmax_backward::desc d(md, md, 1);
-    dnnl::logsoftmax_backward::primitive_desc pd(d, user_scratchpad_attr(), im.engine,
-                                                 log_softmax_fwd_pd(im, md));
-    return cached<dnnl::logsoftmax_backward>(pd);
-  });
-  im.execute(p,
-             {{DNNL_ARG_DST, im.wrap(md, y)},
-              {DNNL_ARG_DIFF_DST, im.wrap(md, dy)},
-              {DNNL_ARG_DIFF_SRC, im.wrap(md, dx)}},
-             nullptr, /*use_internal=*/true);
+void log_softmax_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dy, const float* y, float* dx) {
+  row_softmax_bwd<dnnl::logsoftmax_forward, dnnl::logsoftmax_backward>(ctx, "log_softmax_bwd", rows, cols, dy, y, dx);
 }
 
 // ---------------------------------------------------------------- softmax cross-entropy

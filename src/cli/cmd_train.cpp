@@ -1,6 +1,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+
+#include <atomic>
+
 #include "cli/commands.h"
 #include "models/onnx/onnx.h"
 #include "train/trainer.h"
@@ -53,6 +57,10 @@ void print_profile(const train::Trainer& t, std::ostream& os) {
   os << "\nslowest nodes (kernel time " << human_duration(total / steps) << " per step):\n" << tab.str();
 }
 
+// Ctrl-C: the step in flight finishes, then training stops (Trainer, TrainConfig::interrupt).
+std::atomic<bool> g_interrupt{false};
+extern "C" void on_sigint(int) { g_interrupt.store(true); }
+
 int run(TrainArgs& a) {
   train::TrainConfig& c = a.cfg;
   c.model = a.model.model;
@@ -72,6 +80,7 @@ int run(TrainArgs& a) {
                 "to start from; use --save for a checkpoint)");
   c.policy = resolve_policy(c.policy, c.budget, a.lossy);
   c.plan_options.lossy = a.lossy;
+  c.interrupt = &g_interrupt;
   train::Trainer t(c);
   const plan::Plan& p = t.plan();
   std::ostream* log = a.json ? nullptr : &std::cerr;
@@ -82,7 +91,21 @@ int run(TrainArgs& a) {
          << (c.device == "cuda" ? "cuda (" + runtime::cuda_device_info().name + ")"
                                 : (c.threads ? std::to_string(c.threads) : "default") + " threads")
          << "\n";
+  // A second Ctrl-C ends the process at once (SA_RESETHAND).
+  struct sigaction sa{}, old{};
+  sa.sa_handler = on_sigint;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
   train::TrainResult r = t.run(log);
+  sigaction(SIGINT, &old, nullptr);
+  if (r.interrupted) {
+    std::cerr << "\ninterrupted after step " << t.steps_done() << ": "
+              << (c.save.empty() ? "no --save was given, nothing written"
+                                 : "checkpoint " + c.save + " written; continue with --resume " + c.save)
+              << "\n";
+    return 130;
+  }
   const runtime::PoolAllocator* pool = t.executor().pool();
   if (pool && !a.pool_snapshot.empty()) {
     const std::string text = pool->snapshot().dump(1);
@@ -155,7 +178,9 @@ std::function<int()> add_train(CLI::App& app) {
                   "the cpu backend (v100-16gb, h100-80gb, file.json), as 'dlmem plan --device'")
       ->capture_default_str();
   cmd->add_option("--seed", c.seed, "seed of initialisation, shuffling and dropout")->capture_default_str();
-  cmd->add_option("--save", c.save, "write a checkpoint after training (atomically)");
+  cmd->add_option("--save", c.save, "write a checkpoint after training, or when Ctrl-C stops it (atomically)");
+  cmd->add_flag("--check-finite", c.check_finite,
+                "check every node's outputs for NaN and infinity: stop at the first node that makes one, naming it");
   cmd->add_option("--export", a->export_onnx, "with --onnx: write the model with its trained weights as FILE.onnx (atomically)");
   cmd->add_option("--loss", a->loss, "the loss of an imported model: cross-entropy (on its [batch, classes] output)")
       ->capture_default_str();

@@ -1,5 +1,7 @@
 #include "runtime/executor.h"
 
+#include <cmath>
+
 #include <chrono>
 #include <cstring>
 
@@ -166,6 +168,21 @@ void Executor::run_codec(size_t i, const plan::Instr& in) {
   }
 }
 
+void Executor::check_outputs_finite(const ir::Node& node, const plan::Instr& in, uint64_t step) {
+  be_.synchronize();
+  for (size_t k = 0; k < node.outputs.size() && k < in.outputs.size(); ++k) {
+    const ir::Value& v = g_.value(node.outputs[k]);
+    if (v.type.dtype != ir::DType::f32) continue;
+    std::vector<float> host(static_cast<size_t>(v.type.numel()));
+    be_.download(host.data(), ptr(in.outputs[k]), host.size() * sizeof(float));
+    for (size_t j = 0; j < host.size(); ++j)
+      if (!std::isfinite(host[j]))
+        throw Error("step ", step, ": node '", node.name, "' (", ir::op_name(node.op), ") wrote ", host[j],
+                    " to element ", j, " of '", v.name, "', the first non-finite value of the step (a learning rate "
+                    "too large, or bad inputs?)");
+  }
+}
+
 void Executor::run_step(uint64_t step) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
@@ -206,6 +223,7 @@ void Executor::run_step(uint64_t step) {
           ws = ptr(in.workspace);
         }
         be_.run(g_, node, KernelArgs{ins, outs, ws, step, in.recompute});
+        if (opt_.check_finite) check_outputs_finite(node, in, step);
         break;
       }
       case InstrKind::free: release(in.buffer); break;

@@ -42,6 +42,9 @@ struct ExecOptions {
   uint64_t capacity = 0;        // device arena bytes; 0: plan.budget, else plan.device_arena
   bool poison_freed = false;    // fill freed buffers with NaN bytes (tests: catches reads of dead memory)
   bool time_instructions = false;
+  // After each compute instruction, check its float outputs for NaN and infinity: the
+  // first node that makes one is an Error naming it and the step (--check-finite).
+  bool check_finite = false;
   AllocatorKind allocator = AllocatorKind::planned;
 };
 
@@ -94,6 +97,7 @@ class Executor {
   void check_addressable(ir::ValueId v, plan::BufferId b) const;
   // `count_real`: false for an encoding's destination, counted at its real size later.
   void make_resident(plan::BufferId, bool count_real = true);
+  void check_outputs_finite(const ir::Node&, const plan::Instr&, uint64_t step);
   void release(plan::BufferId);
   void add_real(plan::BufferId, uint64_t bytes);
   // Compress / decompress, and swaps with a codec: synchronous, on the calling thread.

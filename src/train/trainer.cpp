@@ -90,6 +90,7 @@ Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
                                               runtime::ExecOptions{.capacity = capacity,
                                                                    .poison_freed = cfg_.poison_freed,
                                                                    .time_instructions = cfg_.profile,
+                                                                   .check_finite = cfg_.check_finite,
                                                                    .allocator = alloc});
   node_seconds_.assign(static_cast<size_t>(graph().num_nodes()), 0.0);
   init_weights(*exec_, graph(), cfg_.seed);
@@ -186,6 +187,12 @@ std::vector<int32_t> load_tokens(runtime::Executor& ex, const ir::Graph& g, uint
 }
 }  // namespace
 
+void Trainer::reset_batches(int64_t epoch) {
+  batches_->reset(epoch);
+  iter_epoch_ = epoch;
+  iter_batch_ = 0;
+}
+
 bool Trainer::next_batch(Batch& b) {
   if (!batches_) return true;
   return batches_->next(b);
@@ -197,9 +204,10 @@ float Trainer::step() {
     last_labels_ = load_tokens(*exec_, graph(), cfg_.seed * 1000003 + step_);
   } else {
     if (!batches_->next(b)) {
-      batches_->reset(++epoch_);
+      reset_batches(++epoch_);
       batches_->next(b);
     }
+    ++iter_batch_;
     load_batch(b, *exec_, graph());
     last_labels_ = b.labels;
   }
@@ -332,10 +340,17 @@ TrainResult Trainer::run(std::ostream* log) {
   const int64_t per_epoch = cfg_.steps_per_epoch > 0
                                 ? cfg_.steps_per_epoch
                                 : (batches_ ? batches_->batches_per_epoch() : 64);
-  const int64_t first_epoch = epoch_;
-  for (int64_t e = first_epoch; e < first_epoch + cfg_.epochs; ++e) {
-    epoch_ = e;
-    if (batches_) batches_->reset(e);
+  // A run resumed mid-epoch continues that epoch where it stopped: resume() placed the
+  // batch iterator where it was, so neither it nor the epoch counter is reset.
+  const int64_t first_epoch = epoch_step_ > 0 ? run_epoch_ : epoch_;
+  for (int64_t e = first_epoch; e < first_epoch + cfg_.epochs && !r.interrupted; ++e) {
+    const int64_t start = e == first_epoch ? epoch_step_ : 0;
+    epoch_step_ = 0;
+    run_epoch_ = e;
+    if (start == 0) {
+      epoch_ = e;
+      if (batches_) reset_batches(e);
+    }
     std::unique_ptr<ProgressBar> bar;
     if (log) bar = std::make_unique<ProgressBar>("epoch " + std::to_string(e + 1), per_epoch, *log);
     EpochResult er;
@@ -343,8 +358,15 @@ TrainResult Trainer::run(std::ostream* log) {
     const auto t0 = std::chrono::steady_clock::now();
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
-    for (int64_t s = 0; s < per_epoch; ++s) {
+    int64_t done = 0;
+    for (int64_t s = start; s < per_epoch; ++s) {
+      if (cfg_.interrupt && cfg_.interrupt->load()) {
+        r.interrupted = true;
+        epoch_step_ = s;
+        break;
+      }
       const float loss = step();
+      ++done;
       r.losses.push_back(loss);
       loss_sum += loss;
       const ir::Graph& g = graph();
@@ -356,18 +378,19 @@ TrainResult Trainer::run(std::ostream* log) {
       if (bar) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         char buf[160];
-        std::snprintf(buf, sizeof buf, "loss %.4f  acc %5.1f%%  %6.0f img/s  peak %s", loss_sum / static_cast<double>(s + 1),
+        std::snprintf(buf, sizeof buf, "loss %.4f  acc %5.1f%%  %6.0f img/s  peak %s", loss_sum / static_cast<double>(done),
                       seen ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0.0,
-                      static_cast<double>((s + 1) * cfg_.batch) / std::max(secs, 1e-9),
+                      static_cast<double>(done * cfg_.batch) / std::max(secs, 1e-9),
                       human_bytes(exec_->stats().peak_device).c_str());
         bar->update(s + 1, buf);
       }
     }
     if (bar) bar->finish();
     er.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    er.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(per_epoch, 1));
+    er.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(done, 1));
     er.train_accuracy = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
-    er.samples_per_second = static_cast<double>(per_epoch * cfg_.batch) / std::max(er.seconds, 1e-9);
+    er.samples_per_second = static_cast<double>(done * cfg_.batch) / std::max(er.seconds, 1e-9);
+    if (r.interrupted) break;  // a partial epoch: neither evaluated nor reported as one
     if (cfg_.evaluate) er.test_accuracy = evaluate();
     if (log) {
       char buf[200];
@@ -399,7 +422,10 @@ void Trainer::save(const std::string& path) const {
   ck.step = static_cast<int64_t>(step_);
   ck.epoch = epoch_;
   ck.optimizer = std::string(ir::optimizer_name(cfg_.optim.optimizer));
-  ck.meta = {{"batch", cfg_.batch}, {"seed", cfg_.seed}};
+  // Where an interrupted run stopped: the step within its epoch, and the batch
+  // iterator's epoch and position (steps past the dataset's end wrap the iterator).
+  ck.meta = {{"batch", cfg_.batch}, {"seed", cfg_.seed}, {"epoch_step", epoch_step_}, {"run_epoch", run_epoch_},
+             {"iter_epoch", iter_epoch_}, {"iter_batch", iter_batch_}};
   for (const ir::Value& v : graph().values()) {
     if ((v.role != ir::Role::weight && v.role != ir::Role::optimizer_state) || !exec_->is_bound(v.id)) continue;
     auto data = exec_->read_f32(v.id);
@@ -424,7 +450,22 @@ void Trainer::resume(const std::string& path) {
   }
   step_ = static_cast<uint64_t>(ck.step);
   epoch_ = ck.epoch;
-  if (batches_) batches_->reset(epoch_);
+  auto meta = [&](const char* key, int64_t def) {
+    if (!ck.meta.is_object() || !ck.meta.contains(key)) return def;
+    if (!ck.meta[key].is_number_integer() || ck.meta[key].get<int64_t>() < 0)
+      throw Error("checkpoint '", path, "': \"", key, "\" must be a non-negative integer");
+    return ck.meta[key].get<int64_t>();
+  };
+  epoch_step_ = meta("epoch_step", 0);
+  run_epoch_ = meta("run_epoch", epoch_);
+  if (batches_) {
+    // The iterator where it was: its epoch, and the batches already trained on skipped.
+    reset_batches(meta("iter_epoch", epoch_));
+    const int64_t skip = meta("iter_batch", 0);
+    Batch b;
+    for (int64_t k = 0; k < skip; ++k, ++iter_batch_)
+      if (!batches_->next(b)) throw Error("checkpoint '", path, "': iter_batch ", skip, " is past the epoch's end");
+  }
 }
 
 }  // namespace dlmem::train

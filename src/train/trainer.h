@@ -7,6 +7,7 @@
 //   train::TrainResult r = t.run(std::cerr);   // progress bar, accuracy per epoch
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <span>
@@ -47,6 +48,13 @@ struct TrainConfig {
   // arena; without a budget the arena is as large as a plan that shares nothing needs).
   std::string allocator = "static";
   bool profile = false;                  // time every instruction (see Trainer::profile())
+  // Stop between steps when it becomes true (the CLI's SIGINT handler sets it): the
+  // current step finishes, the checkpoint is written if `save` is set, and run()
+  // returns with TrainResult::interrupted. Resuming from that checkpoint continues
+  // bit-identically, mid-epoch included.
+  const std::atomic<bool>* interrupt = nullptr;
+  // Check every node's outputs for NaN or infinity after it runs (runtime::ExecOptions).
+  bool check_finite = false;
 };
 
 struct EpochResult {
@@ -65,6 +73,7 @@ struct TrainResult {
   uint64_t planned_peak = 0;  // predicted by the plan
   uint64_t arena = 0;
   uint64_t budget = 0;
+  bool interrupted = false;   // stopped by TrainConfig::interrupt
 };
 
 // The session a config trains in (training graph) or evaluates in (inference graph).
@@ -123,6 +132,11 @@ class Trainer {
   std::vector<double> node_seconds_;
   uint64_t step_ = 0;
   int64_t epoch_ = 0;
+  int64_t epoch_step_ = 0;  // steps already done in run_epoch_ (resumed mid-epoch)
+  int64_t run_epoch_ = 0;   // the epoch run() is in
+  int64_t iter_epoch_ = 0;  // the batch iterator's epoch and the batches taken from it since
+  int64_t iter_batch_ = 0;
+  void reset_batches(int64_t epoch);
   // Evaluation (built lazily): the same model in inference mode.
   std::unique_ptr<ir::Graph> eval_graph_;
   std::unique_ptr<plan::Plan> eval_plan_;

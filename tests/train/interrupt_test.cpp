@@ -1,0 +1,130 @@
+// Faults during training (issue 22): Ctrl-C stops after the step in flight, writes the
+// checkpoint, and resuming continues bit-identically, mid-epoch included; a step that
+// goes non-finite is stopped at the first node that made the NaN (--check-finite).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+#include "util/cli_run.h"
+#include "util/error.h"
+#include "util/temp_dir.h"
+
+namespace dlmem::train {
+namespace {
+
+TrainConfig config(int64_t steps) {
+  TrainConfig c;
+  c.model = "lenet5";
+  c.batch = 32;
+  c.epochs = 1;
+  c.steps_per_epoch = steps;
+  c.evaluate = false;
+  c.threads = 2;
+  c.dataset = "synthetic";
+  c.optim.optimizer = ir::Optimizer::sgd;
+  return c;
+}
+
+TEST(Interrupt, StopsAfterTheStepInFlightAndResumesBitIdenticallyMidEpoch) {
+  test_util::TempDir dir;
+  constexpr int64_t kSteps = 200;
+  Trainer whole(config(kSteps));
+  whole.run(nullptr);
+
+  std::atomic<bool> stop{false};
+  TrainConfig c = config(kSteps);
+  c.interrupt = &stop;
+  c.save = dir.path() + "/ck";
+  Trainer a(c);
+  std::thread poke([&] {
+    while (a.steps_done() < 7) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    stop.store(true);
+  });
+  const TrainResult ra = a.run(nullptr);
+  poke.join();
+  ASSERT_TRUE(ra.interrupted);
+  const uint64_t k = a.steps_done();
+  ASSERT_GE(k, 7u);
+  ASSERT_LT(k, static_cast<uint64_t>(kSteps)) << "the interrupt came after the last step; make kSteps larger";
+  EXPECT_TRUE(ra.epochs.empty());  // a partial epoch is not reported as one
+  EXPECT_EQ(load_checkpoint(c.save).step, static_cast<int64_t>(k));
+
+  TrainConfig r = config(kSteps);
+  r.resume = c.save;
+  Trainer b(r);
+  const TrainResult rb = b.run(nullptr);
+  EXPECT_FALSE(rb.interrupted);
+  EXPECT_EQ(b.steps_done(), static_cast<uint64_t>(kSteps));
+  EXPECT_EQ(rb.losses.size(), static_cast<size_t>(kSteps) - k);
+  EXPECT_EQ(b.state(), whole.state());
+}
+
+TEST(Interrupt, CtrlCOnTheCommandLineWritesTheCheckpointAndResumeMatches) {
+  test_util::TempDir dir;
+  const std::string args = " train --model lenet5 --dataset synthetic --epochs 1 --steps 1000 --batch 32 --optimizer sgd "
+                           "--no-eval --threads 2 --seed 5";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string cmd = std::string(DLMEM_CLI_PATH) + args + " --save " + dir.path() + "/ck > " + dir.path() + "/log 2>&1";
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until it trains (the progress bar has started), then Ctrl-C.
+  for (int i = 0; i < 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::error_code ec;
+    if (std::filesystem::file_size(dir.path() + "/log", ec) > 200) break;
+  }
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping";
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  const Checkpoint ck = load_checkpoint(dir.path() + "/ck");
+  ASSERT_GT(ck.step, 0);
+  ASSERT_LT(ck.step, 1000) << "the run ended before Ctrl-C";
+
+  // Resume and finish; then the same run without the interruption.
+  auto r = test_util::run_cli(args + " --resume " + dir.path() + "/ck --save " + dir.path() + "/resumed");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test_util::run_cli(args + " --save " + dir.path() + "/whole");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Checkpoint a = load_checkpoint(dir.path() + "/resumed"), b = load_checkpoint(dir.path() + "/whole");
+  EXPECT_EQ(a.step, 1000);
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    EXPECT_EQ(a.tensors[i].name, b.tensors[i].name);
+    EXPECT_TRUE(a.tensors[i].data == b.tensors[i].data) << a.tensors[i].name;
+  }
+}
+
+TEST(CheckFinite, NamesTheFirstNodeThatWentNonFinite) {
+  TrainConfig c = config(20);
+  c.optim.lr = 1e12;
+  c.check_finite = true;
+  Trainer t(c);
+  try {
+    t.run(nullptr);
+    FAIL() << "a learning rate of 1e12 trained 20 finite steps";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("node '"), std::string::npos) << m;
+    EXPECT_NE(m.find("first non-finite value"), std::string::npos) << m;
+  }
+  const auto r = test_util::run_cli("train --model lenet5 --dataset synthetic --steps 20 --epochs 1 --no-eval --optimizer sgd "
+                                    "--lr 1e12 --check-finite");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("first non-finite value"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace dlmem::train

@@ -62,6 +62,13 @@ std::atomic<bool> g_interrupt{false};
 extern "C" void on_sigint(int) { g_interrupt.store(true); }
 
 int run(TrainArgs& a) {
+  // Ctrl-C from here on stops between steps; a second one ends the process at once
+  // (SA_RESETHAND). Before the first step it stops before any.
+  struct sigaction sa{}, old{};
+  sa.sa_handler = on_sigint;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
   train::TrainConfig& c = a.cfg;
   c.model = a.model.model;
   c.batch = a.model.batch;
@@ -91,12 +98,6 @@ int run(TrainArgs& a) {
          << (c.device == "cuda" ? "cuda (" + runtime::cuda_device_info().name + ")"
                                 : (c.threads ? std::to_string(c.threads) : "default") + " threads")
          << "\n";
-  // A second Ctrl-C ends the process at once (SA_RESETHAND).
-  struct sigaction sa{}, old{};
-  sa.sa_handler = on_sigint;
-  sa.sa_flags = SA_RESETHAND;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old);
   train::TrainResult r = t.run(log);
   sigaction(SIGINT, &old, nullptr);
   if (r.interrupted) {

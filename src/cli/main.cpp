@@ -1,4 +1,5 @@
 // dlmem: deep-learning memory management. See README.md for a tour.
+#include <csignal>
 #include <iostream>
 #include <memory>
 
@@ -6,6 +7,9 @@
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) must fail a write with EFBIG, which the atomic writer
+  // reports and cleans up after, not kill the process halfway through a file.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"dlmem: train and plan neural networks whose memory does not fit"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "dlmem 0.1.0");

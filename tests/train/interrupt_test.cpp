@@ -9,9 +9,12 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "train/checkpoint.h"
+#include "util/atomic_file.h"
 #include "train/trainer.h"
 #include "util/cli_run.h"
 #include "util/error.h"
@@ -78,11 +81,12 @@ TEST(Interrupt, CtrlCOnTheCommandLineWritesTheCheckpointAndResumeMatches) {
     execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  // Wait until it trains (the progress bar has started), then Ctrl-C.
-  for (int i = 0; i < 200; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::error_code ec;
-    if (std::filesystem::file_size(dir.path() + "/log", ec) > 200) break;
+  // Wait until it trains (the progress bar shows), then Ctrl-C.
+  for (int i = 0; i < 400; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    std::ifstream log(dir.path() + "/log");
+    const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    if (text.find("epoch 1 [") != std::string::npos) break;
   }
   kill(pid, SIGINT);
   int status = 0;
@@ -124,6 +128,64 @@ TEST(CheckFinite, NamesTheFirstNodeThatWentNonFinite) {
                                     "--lr 1e12 --check-finite");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("first non-finite value"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace dlmem::train
+
+namespace dlmem::train {
+namespace {
+
+std::vector<std::byte> bytes_of(const std::string& path) { return read_file(path); }
+
+TEST(SaveFaults, AFileSizeLimitFailsClearlyAndKeepsTheOldCheckpoint) {
+  test_util::TempDir dir;
+  const std::string ck = dir.path() + "/m.ckpt";
+  const std::string args = " train --model lenet5 --dataset synthetic --epochs 1 --steps 2 --batch 16 --no-eval --optimizer sgd";
+  auto r = test_util::run_cli(args + " --save " + ck);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::vector<std::byte> before = bytes_of(ck);
+  // 64 blocks of 512 bytes: far below a LeNet-5 checkpoint (1.7 MB).
+  const std::string cmd = "sh -c 'ulimit -f 64; exec " + std::string(DLMEM_CLI_PATH) + args + " --seed 9 --save " + ck + "' 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed instead of failing: " << out;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  EXPECT_NE(out.find(ck), std::string::npos) << out;
+  EXPECT_EQ(bytes_of(ck), before);  // the old checkpoint, untouched
+  EXPECT_NO_THROW(load_checkpoint(ck));
+  // No temporary file is left behind.
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
+  EXPECT_EQ(files, 1);
+}
+
+TEST(SaveFaults, KilledAtRandomPointsTheCheckpointIsAlwaysOldOrNew) {
+  test_util::TempDir dir;
+  const std::string ck = dir.path() + "/m.ckpt";
+  const std::string args = " train --model lenet5 --dataset synthetic --epochs 1 --steps 1 --batch 16 --no-eval --optimizer sgd";
+  ASSERT_EQ(test_util::run_cli(args + " --save " + ck).code, 0);
+  int completed = 0;
+  for (int i = 0; i < 12; ++i) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      const std::string cmd = std::string(DLMEM_CLI_PATH) + args + " --seed " + std::to_string(i) + " --save " + ck;
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd + " > /dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(40 * i));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    completed += WIFEXITED(status);
+    EXPECT_NO_THROW(load_checkpoint(ck)) << "after a kill at " << 40 * i << " ms";
+  }
+  // Some runs died mid-way (the property is about those), and the file always loaded.
+  EXPECT_LT(completed, 12);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <iterator>
 #include <thread>
 
+#include "deploy/dlmz.h"
 #include "train/checkpoint.h"
 #include "util/atomic_file.h"
 #include "train/trainer.h"
@@ -186,6 +187,34 @@ TEST(SaveFaults, KilledAtRandomPointsTheCheckpointIsAlwaysOldOrNew) {
   }
   // Some runs died mid-way (the property is about those), and the file always loaded.
   EXPECT_LT(completed, 12);
+}
+
+TEST(SaveFaults, KilledWhileCompressingTheDlmzIsAlwaysOldOrNew) {
+  test_util::TempDir dir;
+  const std::string ck = dir.path() + "/m.ckpt", out = dir.path() + "/m.dlmz";
+  ASSERT_EQ(test_util::run_cli(" train --model mlp --dataset synthetic --epochs 1 --steps 2 --batch 16 --no-eval --optimizer "
+                               "sgd --save " + ck).code, 0);
+  const std::string args = " compress --model mlp --dataset synthetic --checkpoint " + ck +
+                           " --prune-rounds 1 --retrain-epochs 0 --finetune-epochs 0 --no-eval --out " + out;
+  auto r = test_util::run_cli(args);
+  ASSERT_EQ(r.code, 0) << r.out;
+  int completed = 0;
+  for (int i = 0; i < 10; ++i) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", ("exec " + std::string(DLMEM_CLI_PATH) + args + " > /dev/null 2>&1").c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(30 * i));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    completed += WIFEXITED(status);
+    EXPECT_NO_THROW(deploy::load_dlmz(out)) << "after a kill at " << 30 * i << " ms";
+  }
+  EXPECT_LT(completed, 10);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 #include "analysis/liveness.h"
 #include "analysis/memory.h"
+#include "analysis/report_json.h"
 #include "deploy/onnx_run.h"
 #include "models/onnx/onnx.h"
 #include "models/zoo.h"
@@ -25,6 +26,7 @@
 #include "planners/auto/auto.h"
 #include "planners/planner.h"
 #include "session/session.h"
+#include "sim/result_json.h"
 #include "sim/simulator.h"
 #include "train/batch_iterator.h"
 #include "train/checkpoint.h"
@@ -115,22 +117,7 @@ struct PlanHandle {
     const sim::CostModel& cm = s->cost_model();
     const sim::SimResult r = sim::simulate(s->graph(), plan, cm);
     const sim::SimResult ru = sim::simulate(s->graph(), s->plan({.policy = "default"}), cm, {.record_memory = false});
-    return {{"device", s->profile().name},
-            {"step_seconds", r.makespan},
-            {"compute_seconds", r.compute_seconds},
-            {"stall_seconds", r.stall_seconds},
-            {"d2h_seconds", r.d2h_seconds},
-            {"h2d_seconds", r.h2d_seconds},
-            {"bound_seconds", r.bound()},
-            {"phase_bound_seconds", r.phase_bound()},
-            {"unmanaged_step_seconds", ru.makespan},
-            {"step_over_unmanaged", r.makespan / std::max(ru.makespan, 1e-12)},
-            {"bytes_to_host", r.bytes_to_host},
-            {"bytes_to_device", r.bytes_to_device},
-            {"peak_device", r.peak_device},
-            {"device_arena", plan.device_arena},
-            {"device_memory", s->profile().memory_bytes},
-            {"fits", plan.device_arena <= s->profile().memory_bytes}};
+    return sim::result_json(r, ru, plan, s->profile());
   }
 };
 
@@ -153,29 +140,12 @@ nlohmann::json analyze(const ModelSpec& spec, bool layers, bool workspaces) {
   const ir::Graph g = session::build_graph(session_options(spec), be.get());
   const auto live = analysis::compute_liveness(g, analysis::default_schedule(g));
   const analysis::MemoryReport r = analysis::memory_report(g, live);
-  nlohmann::json roles;
-  for (int i = 0; i < ir::kNumRoles; ++i)
-    roles[std::string(ir::role_name(static_cast<ir::Role>(i)))] = r.by_role[static_cast<size_t>(i)];
-  nlohmann::json j = {{"model", spec.model},
-                      {"batch", spec.batch},
-                      {"optimizer", spec.optimizer},
-                      {"parameters", r.parameters},
-                      {"bytes_by_role", roles},
-                      {"stashed_activations", r.stashed_activations},
-                      {"peak_no_free", r.no_free},
-                      {"peak_free_at_last_use", r.free_at_last_use},
-                      {"peak_node", r.peak_node},
-                      {"lower_bound", r.lower_bound},
-                      {"lower_bound_node", r.lower_bound_node},
-                      {"flops", {{"forward", r.flops_forward}, {"backward", r.flops_backward}, {"update", r.flops_update}}},
-                      {"nodes", g.num_nodes()},
-                      {"values", g.num_values()}};
-  if (layers) {
-    nlohmann::json rows = nlohmann::json::array();
-    for (const auto& l : r.layers)
-      rows.push_back({{"name", l.name}, {"op", l.op}, {"output_bytes", l.output_bytes}, {"stashed_bytes", l.stashed_bytes}, {"flops", l.flops}});
-    j["layers"] = rows;
-  }
+  nlohmann::json j = analysis::report_json(r, layers);
+  j["model"] = spec.model;
+  j["batch"] = spec.batch;
+  j["optimizer"] = spec.optimizer;
+  j["nodes"] = g.num_nodes();
+  j["values"] = g.num_values();
   return j;
 }
 

@@ -151,12 +151,15 @@ class Simulation:
     d2h_seconds: float
     h2d_seconds: float
     bound_seconds: float
+    step_over_bound: float
     phase_bound_seconds: float
+    step_over_phase_bound: float
     unmanaged_step_seconds: float
     step_over_unmanaged: float
     bytes_to_host: int
     bytes_to_device: int
     peak_device: int
+    planned_peak: int
     device_arena: int
     device_memory: int
     fits: bool

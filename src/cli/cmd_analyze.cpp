@@ -3,6 +3,7 @@
 
 #include "analysis/liveness.h"
 #include "analysis/memory.h"
+#include "analysis/report_json.h"
 #include "cli/commands.h"
 #include "runtime/backend.h"
 #include "util/error.h"
@@ -41,30 +42,13 @@ int run(const AnalyzeArgs& a) {
   auto role = [&](ir::Role x) { return r.by_role[static_cast<size_t>(x)]; };
 
   if (a.json) {
-    nlohmann::json roles;
-    for (int i = 0; i < ir::kNumRoles; ++i)
-      roles[std::string(ir::role_name(static_cast<ir::Role>(i)))] = r.by_role[static_cast<size_t>(i)];
-    nlohmann::json j = {{"model", a.model.model},
-                        {"batch", a.model.batch},
-                        {"dtype", a.dtype},
-                        {"optimizer", a.model.optimizer},
-                        {"parameters", r.parameters},
-                        {"bytes_by_role", roles},
-                        {"stashed_activations", r.stashed_activations},
-                        {"peak_no_free", r.no_free},
-                        {"peak_free_at_last_use", r.free_at_last_use},
-                        {"peak_node", r.peak_node},
-                        {"lower_bound", r.lower_bound},
-                        {"lower_bound_node", r.lower_bound_node},
-                        {"flops", {{"forward", r.flops_forward}, {"backward", r.flops_backward}, {"update", r.flops_update}}},
-                        {"nodes", g.num_nodes()},
-                        {"values", g.num_values()}};
-    if (a.layers) {
-      nlohmann::json rows = nlohmann::json::array();
-      for (const auto& l : r.layers)
-        rows.push_back({{"name", l.name}, {"op", l.op}, {"output_bytes", l.output_bytes}, {"stashed_bytes", l.stashed_bytes}, {"flops", l.flops}});
-      j["layers"] = rows;
-    }
+    nlohmann::json j = analysis::report_json(r, a.layers);
+    j["model"] = a.model.model;
+    j["batch"] = a.model.batch;
+    j["dtype"] = a.dtype;
+    j["optimizer"] = a.model.optimizer;
+    j["nodes"] = g.num_nodes();
+    j["values"] = g.num_values();
     std::cout << j.dump(2) << "\n";
     return 0;
   }

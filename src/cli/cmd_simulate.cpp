@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "sim/result_json.h"
 #include "plan/json.h"
 #include "session/session.h"
 #include "runtime/backend.h"
@@ -121,30 +122,12 @@ int run(const SimulateArgs& a) {
   if (!a.trace.empty()) sim::write_chrome_trace(a.trace, g, p, r);
 
   if (a.json) {
-    nlohmann::json out = {{"plan", a.plan},
-                          {"model", m.model},
-                          {"batch", m.batch},
-                          {"policy", p.policy},
-                          {"device", dev.name},
-                          {"cost_model", cm.source},
-                          {"step_seconds", r.makespan},
-                          {"compute_seconds", r.compute_seconds},
-                          {"stall_seconds", r.stall_seconds},
-                          {"d2h_seconds", r.d2h_seconds},
-                          {"h2d_seconds", r.h2d_seconds},
-                          {"bound_seconds", r.bound()},
-                          {"step_over_bound", r.makespan / std::max(r.bound(), 1e-12)},
-                          {"phase_bound_seconds", r.phase_bound()},
-                          {"step_over_phase_bound", r.makespan / std::max(r.phase_bound(), 1e-12)},
-                          {"unmanaged_step_seconds", ru.makespan},
-                          {"step_over_unmanaged", r.makespan / std::max(ru.makespan, 1e-12)},
-                          {"bytes_to_host", r.bytes_to_host},
-                          {"bytes_to_device", r.bytes_to_device},
-                          {"peak_device", r.peak_device},
-                          {"planned_peak", p.stats.peak_device},
-                          {"device_arena", p.device_arena},
-                          {"device_memory", dev.memory_bytes},
-                          {"fits", p.device_arena <= dev.memory_bytes}};
+    nlohmann::json out = sim::result_json(r, ru, p, dev);
+    out["plan"] = a.plan;
+    out["model"] = m.model;
+    out["batch"] = m.batch;
+    out["policy"] = p.policy;
+    out["cost_model"] = cm.source;
     if (measured_step >= 0) {
       out["measured_step_seconds"] = measured_step;
       out["prediction_error"] = r.makespan / measured_step - 1.0;

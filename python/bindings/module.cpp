@@ -241,8 +241,7 @@ py::dict state_dict(const train::Trainer& t) {
 PYBIND11_MODULE(_dlmem, m) {
   m.doc() = "dlmem's compiled core; use the dlmem package";
 
-  py::module_ errors = py::module_::import("dlmem._errors");
-  py::object error_cls = errors.attr("Error"), oom_cls = errors.attr("OutOfMemory");
+  py::module_::import("dlmem._errors");  // the exception classes the translator raises
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -384,10 +383,9 @@ PYBIND11_MODULE(_dlmem, m) {
   m.def("trainer", &make_trainer);
 
   m.def("fashion_mnist", [](const std::string& split, const std::string& dir) {
-    const std::string d = dir.empty() ? train::FashionMnist::default_dir() : dir;
-    auto ds = std::make_shared<train::FashionMnist>(d, split == "test" ? train::Split::Test : train::Split::Train);
     if (split != "train" && split != "test") throw Error("split must be 'train' or 'test', got '", split, "'");
-    return ds;
+    const std::string d = dir.empty() ? train::FashionMnist::default_dir() : dir;
+    return std::make_shared<train::FashionMnist>(d, split == "test" ? train::Split::Test : train::Split::Train);
   });
   py::class_<train::FashionMnist, std::shared_ptr<train::FashionMnist>>(m, "FashionMnist")
       .def("__len__", &train::FashionMnist::size)
@@ -465,6 +463,4 @@ PYBIND11_MODULE(_dlmem, m) {
   m.def("write_text", [](const std::string& path, const std::string& text) {
     write_file_atomic(path, std::as_bytes(std::span(text.data(), text.size())));
   });
-  (void)error_cls;
-  (void)oom_cls;
 }

@@ -211,6 +211,11 @@ float Trainer::step() {
     load_batch(b, *exec_, graph());
     last_labels_ = b.labels;
   }
+  return run_loaded_step();
+}
+
+// The step on the batch already written: run, profile, read and check the loss.
+float Trainer::run_loaded_step() {
   exec_->run_step(step_++);
   if (cfg_.profile) {
     const auto& secs = exec_->stats().instr_seconds;
@@ -249,10 +254,7 @@ float Trainer::step_on(std::span<const std::byte> input, std::span<const std::by
   write_checked(*exec_, g, label, labels, "labels");
   last_labels_.resize(static_cast<size_t>(g.value(label).type.numel()));
   std::memcpy(last_labels_.data(), labels.data(), labels.size());
-  exec_->run_step(step_++);
-  const float loss = exec_->read_f32(g.loss)[0];
-  if (!std::isfinite(loss)) throw Error("the loss became ", loss, " at step ", step_, "; try a smaller learning rate");
-  return loss;
+  return run_loaded_step();
 }
 
 void Trainer::load_state(const std::map<std::string, std::vector<float>>& state) {

@@ -118,7 +118,8 @@ class Trainer {
  private:
   void load_batch(const Batch& b, runtime::Executor& ex, const ir::Graph& g);
   void resume(const std::string& path);
-  void sync_eval_weights();  // builds the inference graph once, then copies the weights over
+  void sync_eval_weights();
+  float run_loaded_step();  // builds the inference graph once, then copies the weights over
   bool next_batch(Batch& b);
 
   TrainConfig cfg_;

@@ -61,11 +61,7 @@ Row run_test(const fs::path& dir) {
   }
   r.ops = ops_of(m);
   if (random_test(r.test)) return {r.test, r.ops, "random", "the expected output is a draw of numpy's generator"};
-  std::set<std::string> inits;
-  for (const auto& t : m.graph().initializer()) inits.insert(t.name());
-  std::vector<std::string> input_names;
-  for (const auto& i : m.graph().input())
-    if (!inits.count(i.name())) input_names.push_back(i.name());
+  const std::vector<std::string> input_names = models::onnx::input_names(model);
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());

@@ -593,9 +593,9 @@ void Importer::op_unary(const pb::NodeProto& n) {
   if (all_foldable(n) && (n.op_type() == "Neg" || n.op_type() == "Sqrt" || n.op_type() == "Reciprocal")) {
     // Shape arithmetic (LayerNormalization's expanded function negates an axis).
     Tensor t = static_.at(n.input(0));
+    if (n.op_type() != "Neg" && !t.is_float()) unsupported(n, "integer Sqrt and Reciprocal are not supported");
     for (int64_t& v : t.i) v = -v;
     for (float& v : t.f) v = n.op_type() == "Neg" ? -v : n.op_type() == "Sqrt" ? std::sqrt(v) : 1.f / v;
-    if (n.op_type() != "Neg" && !t.is_float()) unsupported(n, "integer Sqrt and Reciprocal are not supported");
     return set(n, 0, std::move(t));
   }
   static const std::map<std::string, OpKind> kinds = {
@@ -1470,6 +1470,16 @@ std::vector<std::string> supported_ops() {
   std::vector<std::string> v;
   for (const auto& [k, _] : handlers()) v.push_back(k);
   return v;
+}
+
+std::vector<std::string> input_names(const std::string& path) {
+  const pb::ModelProto m = read_model_proto(path);
+  std::set<std::string> inits;
+  for (const auto& t : m.graph().initializer()) inits.insert(t.name());
+  std::vector<std::string> names;
+  for (const auto& in : m.graph().input())
+    if (!inits.count(in.name())) names.push_back(in.name());
+  return names;
 }
 
 Imported import_model(const std::string& path, const ImportOptions& o) {

@@ -100,6 +100,10 @@ Tensor parse_tensor(std::span<const std::byte> bytes, const std::string& name);
 void export_model(const std::string& source, const std::string& path,
                   const std::map<std::string, std::vector<float>>& weights);
 
+// The names of the model's graph inputs that are not initializers, in order, read
+// from the file without importing it.
+std::vector<std::string> input_names(const std::string& path);
+
 // ONNX op types import understands, sorted.
 std::vector<std::string> supported_ops();
 

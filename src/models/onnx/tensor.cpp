@@ -255,7 +255,6 @@ pb::ModelProto parse_model_proto(std::span<const std::byte> bytes, const std::st
 void export_model(const std::string& source, const std::string& path,
                   const std::map<std::string, std::vector<float>>& weights) {
   pb::ModelProto m = read_model_proto(source);
-  size_t replaced = 0;
   for (pb::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
     auto it = weights.find(t.name());
     if (it == weights.end()) continue;
@@ -268,11 +267,9 @@ void export_model(const std::string& source, const std::string& path,
     t.clear_external_data();
     t.set_data_location(pb::TensorProto::DEFAULT);
     t.set_raw_data(std::string(reinterpret_cast<const char*>(it->second.data()), it->second.size() * sizeof(float)));
-    ++replaced;
   }
   const std::string s = m.SerializeAsString();
   write_file_atomic(path, std::as_bytes(std::span(s.data(), s.size())));
-  (void)replaced;
 }
 
 }  // namespace dlmem::models::onnx

@@ -16,7 +16,7 @@ declare -A rank=(
   [plan]=4
   [sim]=5 [runtime]=5
   [planners]=6
-  [session]=7
+  [session]=7 [report]=7
   [train]=8
   [deploy]=9
   [cli]=10

@@ -9,6 +9,7 @@
 #include "plan/json.h"
 #include "planners/registry.h"
 #include "planners/share/inplace.h"
+#include "report/html.h"
 #include "runtime/backend.h"
 #include "session/session.h"
 #include "util/atomic_file.h"
@@ -29,6 +30,7 @@ struct PlanArgs {
   bool explain = false;
   std::string out;
   std::string plot;
+  std::string html;
   std::string device = "host";
   std::string lossy;  // --lossy[=CODEC]
   double time_limit = 60;
@@ -91,6 +93,7 @@ int run(const PlanArgs& a) {
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
   const planners::InplaceStats inplace = planners::count_inplace(g, p);
   if (!a.plot.empty()) write_plot(p, a);
+  if (!a.html.empty()) report::write_html(a.html, {report_data(ses, p, ses.cost_model(), a.model, a.out)});
   if (!a.out.empty()) {
     nlohmann::json pj = plan::to_json(g, p);
     // Note [Plan files and graphs] (cmd_simulate.cpp): what rebuilds the graph.
@@ -118,6 +121,7 @@ int run(const PlanArgs& a) {
                      {"bound", p.stats.solver_bound},
                      {"gap", solver_gap(p)}};
     if (!a.out.empty()) j["out"] = a.out;
+    if (!a.html.empty()) j["html"] = a.html;
     if (a.explain) j["explain"] = planners::explanation_json(planners::explain(g, p, ses.cost_model()));
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -157,6 +161,7 @@ int run(const PlanArgs& a) {
   if (a.explain) print_explain(planners::explain(g, p, ses.cost_model()), std::cout);
   if (!a.out.empty()) std::cout << "wrote " << a.out << "\n";
   if (!a.plot.empty()) std::cout << "wrote " << a.plot << "\n";
+  if (!a.html.empty()) std::cout << "wrote " << a.html << " (open it in a browser)\n";
   return 0;
 }
 
@@ -184,6 +189,9 @@ std::function<int()> add_plan(CLI::App& app) {
                   "on (v100-16gb, h100-80gb, host, file.json)")
       ->capture_default_str();
   cmd->add_option("--plot", a->plot, "write resident memory over the program as an SVG chart");
+  cmd->add_option("--html", a->html,
+                  "write the plan report: one self-contained HTML page with memory over time (hover: the tensors "
+                  "resident), the streams and their stalls, and every stashed tensor's decision");
   cmd->add_option("--time-limit", a->time_limit, "seconds a solver may take (recompute:milp)")->capture_default_str();
   cmd->add_option("--place-time-limit", a->place_time_limit,
                   "seconds the exact placement search may take when the heuristics' arena is over the budget (0: never)")

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "report/html.h"
 #include "sim/result_json.h"
 #include "plan/json.h"
 #include "session/session.h"
@@ -34,6 +35,7 @@ struct SimulateArgs {
   std::string plan;
   std::string device = "host";
   std::string trace;
+  std::string html;
   bool json = false;
   int measure = 0;
   int threads = 0;
@@ -50,47 +52,14 @@ std::string ratio(double x) {
   return buf;
 }
 
-ModelArgs model_from_header(const nlohmann::json& j, const std::string& path) {
-  if (!j.contains("model") || !j["model"].is_object())
-    throw Error("plan '", path, "' has no \"model\" header, so its graph cannot be rebuilt; write it again with "
-                "'dlmem plan ... --out ", path, "'");
-  const nlohmann::json& m = j["model"];
-  ModelArgs a;
-  try {
-    a.model = m.at("name").get<std::string>();
-    a.batch = m.at("batch").get<int64_t>();
-    a.image_size = m.value("image_size", int64_t{0});
-    a.seq_len = m.value("seq_len", int64_t{0});
-    a.num_classes = m.value("num_classes", int64_t{0});
-    a.optimizer = m.value("optimizer", std::string("sgd"));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("plan '", path, "': bad \"model\" header (", e.what(), ")");
-  }
-  return a;
-}
-
 int run(const SimulateArgs& a) {
   if (a.measure < 0) throw Error("--measure takes a number of steps >= 0, got ", a.measure);
-  const std::vector<std::byte> bytes = read_file(a.plan);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(reinterpret_cast<const char*>(bytes.data()),
-                              reinterpret_cast<const char*>(bytes.data()) + bytes.size());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error("plan '", a.plan, "' is not valid JSON: ", e.what());
-  }
-  ModelArgs m = model_from_header(j, a.plan);
-  if (!a.onnx.empty()) {
-    if (!m.model.ends_with(".onnx"))
-      throw Error("plan '", a.plan, "' was made for zoo model '", m.model, "', not an ONNX model; drop --onnx");
-    m.model = a.onnx;  // the same model where it is now
-  }
-  // The cpu backend's kernels (Note [Devices]), on the profile simulated.
-  const session::Session ses(m.session(a.device == "cuda" ? "cpu" : a.device, a.threads));
+  PlanFile f = load_plan_file(a.plan, a.onnx, a.device, a.threads);
+  const ModelArgs& m = f.model;
+  const session::Session& ses = *f.session;
   const ir::Graph& g = ses.graph();
   runtime::Backend& be = ses.backend();
-  plan::Plan p = plan::from_json(g, j, a.plan);
-  plan::validate(g, p);
+  const plan::Plan& p = f.plan;
 
   const sim::DeviceProfile& dev = ses.profile();
   sim::CostModel cm = ses.cost_model();
@@ -120,6 +89,7 @@ int run(const SimulateArgs& a) {
   const plan::Plan unmanaged = ses.plan({.policy = "default"});
   const sim::SimResult ru = sim::simulate(g, unmanaged, cm, {.record_memory = false});
   if (!a.trace.empty()) sim::write_chrome_trace(a.trace, g, p, r);
+  if (!a.html.empty()) report::write_html(a.html, {report_data(ses, p, cm, m, a.plan)});
 
   if (a.json) {
     nlohmann::json out = sim::result_json(r, ru, p, dev);
@@ -133,6 +103,7 @@ int run(const SimulateArgs& a) {
       out["prediction_error"] = r.makespan / measured_step - 1.0;
     }
     if (!a.trace.empty()) out["trace"] = a.trace;
+    if (!a.html.empty()) out["html"] = a.html;
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -158,6 +129,7 @@ int run(const SimulateArgs& a) {
                "prediction error " + pct(r.makespan / measured_step - 1.0) + " (median of " + std::to_string(a.measure) + " steps)"});
   std::cout << t.str();
   if (!a.trace.empty()) std::cout << "\nwrote " << a.trace << " (open it in ui.perfetto.dev or chrome://tracing)\n";
+  if (!a.html.empty()) std::cout << (a.trace.empty() ? "\n" : "") << "wrote " << a.html << " (open it in a browser)\n";
   return 0;
 }
 
@@ -172,6 +144,7 @@ std::function<int()> add_simulate(CLI::App& app) {
   for (const auto& p : sim::named_profiles()) devices += p.name + " | ";
   cmd->add_option("--device,-d", a->device, devices + "host | profile.json")->capture_default_str();
   cmd->add_option("--trace", a->trace, "write a Chrome trace (Perfetto) with a memory counter track");
+  cmd->add_option("--html", a->html, "write the plan report: one self-contained HTML page (memory over time, streams, decisions)");
   cmd->add_flag("--json", a->json, "one JSON object");
   cmd->add_option("--measure", a->measure,
                   "run the plan this many steps on the cpu backend: predict from its measured kernel times and "

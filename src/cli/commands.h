@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "ir/autodiff.h"
@@ -31,6 +33,21 @@ struct ModelArgs {
 // name (it reads PlanOptions::lossy); dlmem::Error for --lossy with any other policy.
 std::string resolve_policy(const std::string& policy, const std::string& budget, const std::string& lossy);
 
+// A plan file (`dlmem plan --out`) with the session that rebuilds its graph from the
+// file's model header and the plan read and checked against that graph: what simulate
+// and report load. `onnx` (may be empty) says where the header's ONNX model is now;
+// `device` is the profile simulated. dlmem::Error naming the file for a missing,
+// malformed or truncated file, or a plan made for another graph.
+struct PlanFile {
+  ModelArgs model;
+  std::unique_ptr<session::Session> session;
+  plan::Plan plan;
+};
+PlanFile load_plan_file(const std::string& path, const std::string& onnx, const std::string& device, int threads = 0);
+// report::plan_data for a plan of `ses`, against its default plan, on `cost`.
+nlohmann::json report_data(const session::Session& ses, const plan::Plan& p, const sim::CostModel& cost,
+                           const ModelArgs& m, const std::string& source);
+
 // Each returns the command's action; main() runs it and maps errors to exit codes.
 std::function<int()> add_models(CLI::App& app);
 std::function<int()> add_analyze(CLI::App& app);
@@ -42,5 +59,6 @@ std::function<int()> add_run(CLI::App& app);
 std::function<int()> add_simulate(CLI::App& app);
 std::function<int()> add_calibrate(CLI::App& app);
 std::function<int()> add_place(CLI::App& app);
+std::function<int()> add_report(CLI::App& app);
 
 }  // namespace dlmem::cli

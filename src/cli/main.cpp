@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add(dlmem::cli::add_simulate);
   add(dlmem::cli::add_calibrate);
   add(dlmem::cli::add_place);
+  add(dlmem::cli::add_report);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

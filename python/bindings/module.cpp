@@ -25,6 +25,7 @@
 #include "plan/json.h"
 #include "planners/auto/auto.h"
 #include "planners/planner.h"
+#include "report/html.h"
 #include "session/session.h"
 #include "sim/result_json.h"
 #include "sim/simulator.h"
@@ -105,6 +106,11 @@ struct PlanHandle {
   std::string svg() const {
     return plan::memory_svg(plan, spec.model + " batch " + std::to_string(spec.batch) + ", policy " + plan.policy +
                                       ": resident device memory by role");
+  }
+  // The plan report's data (report/html.h) on the profile it was planned for.
+  nlohmann::json report_data() const {
+    return report::plan_data(session->graph(), plan, session->cost_model(), session->plan({.policy = "default"}),
+                             {.model = spec.model, .batch = spec.batch, .device = session->profile_name()});
   }
   nlohmann::json simulate(const std::string& device) const {
     // The plan on another device's profile: same graph (cpu kernels' workspaces), its cost model.
@@ -306,6 +312,10 @@ PYBIND11_MODULE(_dlmem, m) {
         return from_json(j);
       })
       .def("svg", &PlanHandle::svg)
+      .def("report_data", [](const PlanHandle& h) {  // kept as JSON text: it only goes back to report_html
+        py::gil_scoped_release nogil;
+        return h.report_data().dump();
+      })
       .def("simulate", [](const PlanHandle& h, const std::string& device) {
         nlohmann::json j;
         {
@@ -314,6 +324,12 @@ PYBIND11_MODULE(_dlmem, m) {
         }
         return from_json(j);
       });
+  m.def("write_report", [](const std::string& path, const std::vector<std::string>& data) {
+    std::vector<nlohmann::json> plans;
+    for (const std::string& d : data) plans.push_back(nlohmann::json::parse(d));
+    py::gil_scoped_release nogil;
+    report::write_html(path, plans);
+  });
   m.def("plan", [](const ModelSpec& s, const std::string& policy, const std::string& budget, double time_limit,
                    double place_time_limit, const std::string& lossy) {
     py::gil_scoped_release nogil;

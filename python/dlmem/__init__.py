@@ -212,6 +212,17 @@ class Plan:
         """Writes the resident memory by role over the program as an SVG, atomically."""
         _dlmem.write_text(_os.fspath(path), self._h.svg())
 
+    def report(self, path, compare: Optional["Plan"] = None) -> None:
+        """Writes the plan report (`dlmem plan --html`, docs/report.md): one self-contained
+        HTML page of memory over time with the tensors resident at every instant, the
+        streams and the per-tensor decisions; with `compare`, the two plans side by side."""
+        plans = [self._h.report_data()]
+        if compare is not None:
+            if not isinstance(compare, Plan):
+                raise Error(f"report's compare takes a dlmem.Plan, got {type(compare).__name__}")
+            plans.append(compare._h.report_data())
+        _dlmem.write_report(_os.fspath(path), plans)
+
     def simulate(self, device: str = "") -> Simulation:
         """The step on `device`'s profile (default: the one it was planned for)."""
         return Simulation(**self._h.simulate(device))

@@ -72,6 +72,28 @@ def test_plan_objects(tmp_path):
     assert "resnet18" in repr(p)
 
 
+def page_data(path):
+    text = path.read_text()
+    start = text.index('<script id="dlmem-data" type="application/json">') + len('<script id="dlmem-data" type="application/json">')
+    return json.loads(text[start:text.index("</script>", start)])
+
+
+def test_plan_report_is_the_clis_page(tmp_path):
+    p = dlmem.plan("resnet20", 32, budget="60%", device="v100-16gb")
+    q = dlmem.plan("resnet20", 32, policy="swap:tensor", budget="70%", device="v100-16gb")
+    p.report(tmp_path / "p.html")
+    p.report(tmp_path / "pq.html", compare=q)
+    cli_json("plan", "--model", "resnet20", "--batch", "32", "--budget", "60%", "--device", "v100-16gb",
+             "--html", str(tmp_path / "cli.html"))
+    mine, cli = page_data(tmp_path / "p.html"), page_data(tmp_path / "cli.html")
+    assert len(mine) == 1 and len(page_data(tmp_path / "pq.html")) == 2
+    for k in ("buffers", "program", "explain", "names"):
+        assert mine[0][k] == cli[0][k], k
+    assert mine[0]["header"]["planned_peak"] == p.peak
+    with pytest.raises(dlmem.Error, match="compare takes a dlmem.Plan"):
+        p.report(tmp_path / "x.html", compare="resnet20")
+
+
 def test_analyze_gives_the_clis_numbers():
     a = dlmem.analyze("lenet5", 64)
     c = cli_json("analyze", "--model", "lenet5", "--batch", "64")

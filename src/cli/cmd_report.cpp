@@ -61,9 +61,7 @@ std::function<int()> add_report(CLI::App& app) {
   cmd->add_option("plans", a->plans, "one plan file (dlmem plan --out), or two to compare")->required()->expected(1, 2);
   cmd->add_option("--html", a->html, "the page to write (self-contained: opens from disk, no network)")->required();
   cmd->add_option("--onnx", a->onnx, "the ONNX model of plans made with 'plan --onnx', when it is no longer where the header says");
-  std::string devices;
-  for (const auto& p : sim::named_profiles()) devices += p.name + " | ";
-  cmd->add_option("--device,-d", a->device, "the profile the plans are simulated on: " + devices + "host | profile.json")
+  cmd->add_option("--device,-d", a->device, "the profile the plans are simulated on: " + profile_choices())
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "print what was written as one JSON object");
   return [a] { return run(*a); };

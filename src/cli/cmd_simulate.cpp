@@ -140,9 +140,7 @@ std::function<int()> add_simulate(CLI::App& app) {
   auto a = std::make_shared<SimulateArgs>();
   cmd->add_option("--plan", a->plan, "plan file written by 'dlmem plan --out'")->required();
   cmd->add_option("--onnx", a->onnx, "the ONNX model of a plan made with 'plan --onnx', when it is no longer where the plan's header says");
-  std::string devices;
-  for (const auto& p : sim::named_profiles()) devices += p.name + " | ";
-  cmd->add_option("--device,-d", a->device, devices + "host | profile.json")->capture_default_str();
+  cmd->add_option("--device,-d", a->device, profile_choices())->capture_default_str();
   cmd->add_option("--trace", a->trace, "write a Chrome trace (Perfetto) with a memory counter track");
   cmd->add_option("--html", a->html, "write the plan report: one self-contained HTML page (memory over time, streams, decisions)");
   cmd->add_flag("--json", a->json, "one JSON object");

@@ -48,6 +48,9 @@ PlanFile load_plan_file(const std::string& path, const std::string& onnx, const 
 nlohmann::json report_data(const session::Session& ses, const plan::Plan& p, const sim::CostModel& cost,
                            const ModelArgs& m, const std::string& source);
 
+// "k40 | ... | h200 | host | profile.json": what --device takes where a profile is simulated.
+std::string profile_choices();
+
 // Each returns the command's action; main() runs it and maps errors to exit codes.
 std::function<int()> add_models(CLI::App& app);
 std::function<int()> add_analyze(CLI::App& app);

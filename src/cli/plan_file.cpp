@@ -5,7 +5,7 @@
 #include "cli/commands.h"
 #include "plan/json.h"
 #include "report/html.h"
-#include "util/atomic_file.h"
+#include "util/json_file.h"
 #include "util/error.h"
 
 namespace dlmem::cli {
@@ -34,14 +34,7 @@ ModelArgs model_from_header(const nlohmann::json& j, const std::string& path) {
 }  // namespace
 
 PlanFile load_plan_file(const std::string& path, const std::string& onnx, const std::string& device, int threads) {
-  const std::vector<std::byte> bytes = read_file(path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(reinterpret_cast<const char*>(bytes.data()),
-                              reinterpret_cast<const char*>(bytes.data()) + bytes.size());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error("plan '", path, "' is not valid JSON: ", e.what());
-  }
+  const nlohmann::json j = read_json_file(path, "plan");
   PlanFile f;
   f.model = model_from_header(j, path);
   if (!onnx.empty()) {
@@ -54,6 +47,12 @@ PlanFile load_plan_file(const std::string& path, const std::string& onnx, const 
   f.plan = plan::from_json(f.session->graph(), j, path);
   plan::validate(f.session->graph(), f.plan);
   return f;
+}
+
+std::string profile_choices() {
+  std::string s;
+  for (const sim::DeviceProfile& p : sim::named_profiles()) s += p.name + " | ";
+  return s + "host | profile.json";
 }
 
 nlohmann::json report_data(const session::Session& ses, const plan::Plan& p, const sim::CostModel& cost,

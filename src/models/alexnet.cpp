@@ -31,8 +31,7 @@ ir::Graph build_alexnet(const ModelConfig& c) {
 
   ir::Graph g;
   ir::Builder b(g, c.training, c.seed);
-  ir::ValueId x = b.input("input", {c.batch, 3, size, size});
-  ir::ValueId y = b.label("label", {c.batch});
+  auto [x, y] = image_batch(b, c, 3, size);
   {
     auto s = b.scope("features");
     x = b.relu(b.conv2d(x, 64, 11, {.stride = 4, .padding = 2}, "0"));

@@ -16,6 +16,15 @@
 
 namespace dlmem::models::detail {
 
+// An image classifier's inputs: "input" [batch, channels, size, size] and "label" [batch].
+struct ImageBatch {
+  ir::ValueId x, y;
+};
+inline ImageBatch image_batch(ir::Builder& b, const ModelConfig& c, int64_t channels, int64_t size) {
+  const ir::ValueId x = b.input("input", {c.batch, channels, size, size});
+  return {x, b.label("label", {c.batch})};
+}
+
 // `value` when the user set it (non-zero), else the model's default.
 inline int64_t pick(int64_t value, int64_t fallback) { return value != 0 ? value : fallback; }
 

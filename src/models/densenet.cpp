@@ -40,8 +40,7 @@ ir::Graph build_densenet121(const ModelConfig& c) {
 
   ir::Graph g;
   ir::Builder b(g, c.training, c.seed);
-  ir::ValueId x = b.input("input", {c.batch, 3, size, size});
-  ir::ValueId y = b.label("label", {c.batch});
+  auto [x, y] = image_batch(b, c, 3, size);
   {
     auto s = b.scope("features");
     x = b.relu(b.batch_norm(conv_no_bias(b, x, 64, 7, 2, "conv0", Fan::in), "norm0"));

@@ -20,8 +20,7 @@ ir::Graph build_lenet5(const ModelConfig& c) {
 
   ir::Graph g;
   ir::Builder b(g, c.training, c.seed);
-  ir::ValueId x = b.input("input", {c.batch, 1, size, size});
-  ir::ValueId y = b.label("label", {c.batch});
+  auto [x, y] = image_batch(b, c, 1, size);
   x = b.max_pool(b.conv2d(x, 20, 5, {}, "conv1"), 2, 2);
   x = b.max_pool(b.conv2d(x, 50, 5, {}, "conv2"), 2, 2);
   x = b.relu(b.linear(b.flatten(x), 500, "fc1"));

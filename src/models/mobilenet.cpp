@@ -51,8 +51,7 @@ ir::Graph build_mobilenet_v2(const ModelConfig& c) {
 
   ir::Graph g;
   ir::Builder b(g, c.training, c.seed);
-  ir::ValueId x = b.input("input", {c.batch, 3, size, size});
-  ir::ValueId y = b.label("label", {c.batch});
+  auto [x, y] = image_batch(b, c, 3, size);
   {
     auto s = b.scope("features");
     int index = 0;

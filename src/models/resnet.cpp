@@ -86,8 +86,7 @@ ir::Graph build_resnet(int depth, const ModelConfig& c) {
 
   ir::Graph g;
   ir::Builder b(g, c.training, c.seed);
-  ir::ValueId x = b.input("input", {c.batch, 3, size, size});
-  ir::ValueId y = b.label("label", {c.batch});
+  auto [x, y] = image_batch(b, c, 3, size);
   x = b.relu(b.batch_norm(conv_no_bias(b, x, 64, 7, 2, "conv1"), "bn1"));
   x = b.max_pool(x, 3, 2, 1);
   x = make_layer(b, x, "layer1", bottle, 64, blocks[0], 1);
@@ -109,8 +108,7 @@ ir::Graph build_cifar_resnet(int depth, const ModelConfig& c) {
 
   ir::Graph g;
   ir::Builder b(g, c.training, c.seed);
-  ir::ValueId x = b.input("input", {c.batch, 3, size, size});
-  ir::ValueId y = b.label("label", {c.batch});
+  auto [x, y] = image_batch(b, c, 3, size);
   x = b.relu(b.batch_norm(conv_no_bias(b, x, 16, 3, 1, "conv1"), "bn1"));
   x = make_layer(b, x, "layer1", true, 16, n, 1);
   x = make_layer(b, x, "layer2", true, 32, n, 2);

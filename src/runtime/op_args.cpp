@@ -15,6 +15,23 @@ std::invalid_argument invalid_input(const Args&... args) {
   return std::invalid_argument(detail::concat("kernels: ", args...));
 }
 
+// Convolution and pooling shapes: batch, channels and extent of an NCHW input, and
+// the window's stride and padding from the node's attributes.
+template <class S>
+void set_nchw(S& s, const ir::Shape& x) {
+  s.n = x[0];
+  s.c = x[1];
+  s.h = x[2];
+  s.w = x[3];
+}
+template <class S>
+void set_stride_padding(S& s, const ir::Attrs& a) {
+  s.stride_h = a.stride[0];
+  s.stride_w = a.stride[1];
+  s.pad_h = a.padding[0];
+  s.pad_w = a.padding[1];
+}
+
 }  // namespace
 
 void Conv2dShape::infer_output() {
@@ -78,17 +95,11 @@ Conv2dShape conv_shape(const ir::Graph& g, const ir::Node& node) {
     default: DLMEM_CHECK(false, "conv_shape of ", node.name, ", not a convolution");
   }
   Conv2dShape s;
-  s.n = (*x)[0];
-  s.c = (*x)[1];
-  s.h = (*x)[2];
-  s.w = (*x)[3];
+  set_nchw(s, *x);
   s.k = (*w)[0];
   s.r = (*w)[2];
   s.s = (*w)[3];
-  s.stride_h = a.stride[0];
-  s.stride_w = a.stride[1];
-  s.pad_h = a.padding[0];
-  s.pad_w = a.padding[1];
+  set_stride_padding(s, a);
   s.dil_h = a.dilation[0];
   s.dil_w = a.dilation[1];
   s.groups = a.groups;
@@ -102,20 +113,14 @@ Pool2dShape pool_shape(const ir::Graph& g, const ir::Node& node) {
                         node.op == ir::OpKind::global_avg_pool_bwd;
   const ir::Shape& x = backward ? a.shape : g.value(node.inputs[0]).type.shape;
   Pool2dShape s;
-  s.n = x[0];
-  s.c = x[1];
-  s.h = x[2];
-  s.w = x[3];
+  set_nchw(s, x);
   if (node.op == ir::OpKind::global_avg_pool || node.op == ir::OpKind::global_avg_pool_bwd) {
     s.kh = x[2];
     s.kw = x[3];
   } else {
     s.kh = a.kernel[0];
     s.kw = a.kernel[1];
-    s.stride_h = a.stride[0];
-    s.stride_w = a.stride[1];
-    s.pad_h = a.padding[0];
-    s.pad_w = a.padding[1];
+    set_stride_padding(s, a);
     s.ceil_mode = a.ceil_mode;
     s.count_include_pad = a.count_include_pad;
   }

@@ -7,6 +7,7 @@
 
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace dlmem::sim {
 
@@ -241,15 +242,7 @@ DeviceProfile profile_from_json(const nlohmann::json& j, const std::string& wher
 }
 
 DeviceProfile load_profile(const std::string& path) {
-  const std::vector<std::byte> bytes = read_file(path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(reinterpret_cast<const char*>(bytes.data()),
-                              reinterpret_cast<const char*>(bytes.data()) + bytes.size());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error("device profile '", path, "' is not valid JSON: ", e.what());
-  }
-  return profile_from_json(j, path);
+  return profile_from_json(read_json_file(path, "device profile"), path);
 }
 
 void save_profile(const std::string& path, const DeviceProfile& p) {

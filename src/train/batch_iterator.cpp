@@ -5,17 +5,12 @@
 #include <random>
 
 #include "util/error.h"
+#include "util/random.h"
 
 namespace dlmem::train {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 // Uniform in [0, bound), bound > 0, without modulo bias: reject the lowest
 // 2^64 mod bound values so the rest split evenly into `bound` classes.

@@ -100,6 +100,17 @@ uint32_t big_endian_u32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
+// Reads an IDX file's header (`size` bytes) into `h`, checking its magic number first.
+void read_idx_header(GzReader& r, const char* kind, uint32_t magic, unsigned char* h, size_t size) {
+  const size_t got = r.read(h, size);
+  if (got >= 4 && big_endian_u32(h) != magic)
+    throw Error("Fashion-MNIST file '", r.path(), "' is not an IDX ", kind, " file: its magic number is ",
+                big_endian_u32(h), ", expected ", magic, "; ", kReinstall);
+  if (got < size)
+    throw Error("Fashion-MNIST file '", r.path(), "' is truncated: it has ", got, " bytes, too few for the ", size,
+                "-byte IDX header; ", kReinstall);
+}
+
 // Reads exactly `expected` bytes of body (growing the buffer as data arrives, so a
 // corrupt header that claims billions of items costs no more memory than the file
 // holds) and then checks that nothing follows.
@@ -172,13 +183,7 @@ FashionMnist::FashionMnist(std::string dir, Split split) : dir_(std::move(dir)),
 
   GzReader images(images_path);
   unsigned char ih[16];
-  const size_t ih_got = images.read(ih, sizeof ih);
-  if (ih_got >= 4 && big_endian_u32(ih) != kImagesMagic)
-    throw Error("Fashion-MNIST file '", images_path, "' is not an IDX image file: its magic "
-                "number is ", big_endian_u32(ih), ", expected ", kImagesMagic, "; ", kReinstall);
-  if (ih_got < sizeof ih)
-    throw Error("Fashion-MNIST file '", images_path, "' is truncated: it has ", ih_got,
-                " bytes, too few for the 16-byte IDX header; ", kReinstall);
+  read_idx_header(images, "image", kImagesMagic, ih, sizeof ih);
   const uint32_t n_images = big_endian_u32(ih + 4);
   const uint32_t rows = big_endian_u32(ih + 8), cols = big_endian_u32(ih + 12);
   if (rows != kRows || cols != kCols)
@@ -187,13 +192,7 @@ FashionMnist::FashionMnist(std::string dir, Split split) : dir_(std::move(dir)),
 
   GzReader labels(labels_path);
   unsigned char lh[8];
-  const size_t lh_got = labels.read(lh, sizeof lh);
-  if (lh_got >= 4 && big_endian_u32(lh) != kLabelsMagic)
-    throw Error("Fashion-MNIST file '", labels_path, "' is not an IDX label file: its magic "
-                "number is ", big_endian_u32(lh), ", expected ", kLabelsMagic, "; ", kReinstall);
-  if (lh_got < sizeof lh)
-    throw Error("Fashion-MNIST file '", labels_path, "' is truncated: it has ", lh_got,
-                " bytes, too few for the 8-byte IDX header; ", kReinstall);
+  read_idx_header(labels, "label", kLabelsMagic, lh, sizeof lh);
   const uint32_t n_labels = big_endian_u32(lh + 4);
   if (n_images != n_labels)
     throw Error("Fashion-MNIST files disagree: '", images_path, "' holds ", n_images,

@@ -5,24 +5,16 @@
 #include <numbers>
 
 #include "util/error.h"
+#include "util/random.h"
 
 namespace dlmem::train {
 
 namespace {
 
-// SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
-// generators", OOPSLA 2014): a good 64-bit mixer and a tiny, portable generator.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 class SplitMix {
  public:
   explicit SplitMix(uint64_t state) : state_(state) {}
-  uint64_t next() { return mix(state_++ * 0x9E3779B97F4A7C15ull); }
+  uint64_t next() { return splitmix64(state_++ * 0x9E3779B97F4A7C15ull); }
   // Uniform in [0, 1) with 24 random bits: exact in float.
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
 
@@ -62,10 +54,10 @@ void SyntheticDataset::get(int64_t index, float* image_out, int32_t* label_out) 
   check_index(index);
   const auto i = static_cast<uint64_t>(index);
   const auto label =
-      static_cast<int32_t>(mix(mix(seed_ ^ kLabelStream) ^ i) % static_cast<uint64_t>(num_classes_));
+      static_cast<int32_t>(splitmix64(splitmix64(seed_ ^ kLabelStream) ^ i) % static_cast<uint64_t>(num_classes_));
 
   constexpr float kTwoPi = 2.0f * std::numbers::pi_v<float>;
-  SplitMix cls(mix(seed_ ^ kClassStream) ^ static_cast<uint64_t>(label));
+  SplitMix cls(splitmix64(seed_ ^ kClassStream) ^ static_cast<uint64_t>(label));
   const float fy = static_cast<float>(1 + cls.next() % 4);
   const float fx = static_cast<float>(1 + cls.next() % 4);
   const float phase_y = kTwoPi * cls.uniform();
@@ -78,7 +70,7 @@ void SyntheticDataset::get(int64_t index, float* image_out, int32_t* label_out) 
   for (int64_t w = 0; w < W; ++w)
     col[w] = std::cos(kTwoPi * fx * static_cast<float>(w) / static_cast<float>(W) + phase_x);
 
-  SplitMix noise(mix(mix(seed_ ^ kNoiseStream) ^ i));
+  SplitMix noise(splitmix64(splitmix64(seed_ ^ kNoiseStream) ^ i));
   float* out = image_out;
   for (int64_t c = 0; c < C; ++c) {
     const float gain = (0.5f + cls.uniform()) * ((cls.next() & 1) != 0 ? 1.0f : -1.0f);

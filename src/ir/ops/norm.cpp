@@ -20,14 +20,16 @@ std::vector<TensorType> infer_bn(const Node& n, TypeList in) {
 double flops_norm(const Node&, TypeList in, TypeList) {
   return 8.0 * static_cast<double>(in[0]->numel());
 }
-void grad_bn(GradContext& c) {
+// batch_norm and layer_norm: bwd(x, dy, gamma, mean, var) -> dx, dgamma, dbeta.
+void grad_norm(GradContext& c, OpKind bwd) {
   Attrs a;
   a.eps = c.attrs().eps;
-  auto outs = c.emit(OpKind::batch_norm_bwd, "bwd", a, {c.x(0), c.dy(0), c.x(1), c.y(1), c.y(2)});
+  auto outs = c.emit(bwd, "bwd", a, {c.x(0), c.dy(0), c.x(1), c.y(1), c.y(2)});
   c.set(0, outs[0]);
   c.set(1, outs[1]);
   c.set(2, outs[2]);
 }
+void grad_bn(GradContext& c) { grad_norm(c, OpKind::batch_norm_bwd); }
 // batch_norm_bwd(x, dy, gamma, mean, var) -> dx, dgamma, dbeta
 std::vector<TensorType> infer_norm_bwd(const Node& n, TypeList in) {
   if (in[0]->shape != in[1]->shape) fail(n, "x and dy differ");
@@ -44,14 +46,7 @@ std::vector<TensorType> infer_ln(const Node& n, TypeList in) {
   const int64_t rows = x.numel() / d;
   return {x, f32({rows}), f32({rows})};
 }
-void grad_ln(GradContext& c) {
-  Attrs a;
-  a.eps = c.attrs().eps;
-  auto outs = c.emit(OpKind::layer_norm_bwd, "bwd", a, {c.x(0), c.dy(0), c.x(1), c.y(1), c.y(2)});
-  c.set(0, outs[0]);
-  c.set(1, outs[1]);
-  c.set(2, outs[2]);
-}
+void grad_ln(GradContext& c) { grad_norm(c, OpKind::layer_norm_bwd); }
 
 }  // namespace
 

@@ -29,6 +29,7 @@
 #include <limits>
 #include <numeric>
 #include <set>
+#include <type_traits>
 #include <unordered_map>
 
 #include "models/onnx/onnx.h"
@@ -93,21 +94,22 @@ int64_t broadcast_index(const Shape& from, const Shape& to, int64_t k) {
   return idx;
 }
 
-Tensor make_int(Shape shape, std::vector<int64_t> v) {
+// A constant of int64 (ONNX shape arithmetic) or float elements.
+template <class T>
+Tensor make_tensor(Shape shape, std::vector<T> v) {
   Tensor t;
   t.shape = std::move(shape);
-  t.elem_type = kInt64;
-  t.i = std::move(v);
+  if constexpr (std::is_same_v<T, int64_t>) {
+    t.elem_type = kInt64;
+    t.i = std::move(v);
+  } else {
+    t.elem_type = kFloat;
+    t.f = std::move(v);
+  }
   return t;
 }
-
-Tensor make_float(Shape shape, std::vector<float> v) {
-  Tensor t;
-  t.shape = std::move(shape);
-  t.elem_type = kFloat;
-  t.f = std::move(v);
-  return t;
-}
+Tensor make_int(Shape shape, std::vector<int64_t> v) { return make_tensor(std::move(shape), std::move(v)); }
+Tensor make_float(Shape shape, std::vector<float> v) { return make_tensor(std::move(shape), std::move(v)); }
 
 double at(const Tensor& t, int64_t k) {
   return t.is_float() ? t.f[static_cast<size_t>(k)] : static_cast<double>(t.i[static_cast<size_t>(k)]);

@@ -311,20 +311,32 @@ __device__ inline void covering(int64_t in, int64_t k, int64_t s, int64_t pad, i
   last = imin(out - 1, hi / s);
 }
 
+// Input element i of a pooling backward: its plane and coordinates, and the output
+// windows [y0, y1] x [x0, x1] that cover it.
+struct Covered {
+  int64_t plane, iy, ix, y0, y1, x0, x1;
+};
+__device__ inline Covered covered(const Pool& p, int64_t i) {
+  Covered c;
+  c.ix = i % p.w;
+  c.iy = (i / p.w) % p.h;
+  c.plane = i / (p.w * p.h);
+  covering(c.iy, p.kh, p.sh, p.ph, p.oh, c.y0, c.y1);
+  covering(c.ix, p.kw, p.sw, p.pw, p.ow, c.x0, c.x1);
+  return c;
+}
+
 // A gather per input element: the same sum order every run, no atomics.
 __global__ void max_pool_bwd_k(Pool p, const float* dy, const uint8_t* idx, float* dx) {
   const int64_t total = p.n * p.c * p.h * p.w;
   DLMEM_GRID_LOOP(i, total) {
-    const int64_t ix = i % p.w, iy = (i / p.w) % p.h, plane = i / (p.w * p.h);
-    int64_t y0, y1, x0, x1;
-    covering(iy, p.kh, p.sh, p.ph, p.oh, y0, y1);
-    covering(ix, p.kw, p.sw, p.pw, p.ow, x0, x1);
+    const Covered c = covered(p, i);
     float s = 0.f;
-    for (int64_t oy = y0; oy <= y1; ++oy)
-      for (int64_t ox = x0; ox <= x1; ++ox) {
-        const int64_t o = (plane * p.oh + oy) * p.ow + ox;
+    for (int64_t oy = c.y0; oy <= c.y1; ++oy)
+      for (int64_t ox = c.x0; ox <= c.x1; ++ox) {
+        const int64_t o = (c.plane * p.oh + oy) * p.ow + ox;
         const int k = idx[o];
-        if (oy * p.sh - p.ph + k / p.kw == iy && ox * p.sw - p.pw + k % p.kw == ix) s += dy[o];
+        if (oy * p.sh - p.ph + k / p.kw == c.iy && ox * p.sw - p.pw + k % p.kw == c.ix) s += dy[o];
       }
     dx[i] = s;
   }
@@ -358,13 +370,10 @@ __global__ void avg_pool_fwd_k(Pool p, const float* x, float* y) {
 __global__ void avg_pool_bwd_k(Pool p, const float* dy, float* dx) {
   const int64_t total = p.n * p.c * p.h * p.w;
   DLMEM_GRID_LOOP(i, total) {
-    const int64_t ix = i % p.w, iy = (i / p.w) % p.h, plane = i / (p.w * p.h);
-    int64_t y0, y1, x0, x1;
-    covering(iy, p.kh, p.sh, p.ph, p.oh, y0, y1);
-    covering(ix, p.kw, p.sw, p.pw, p.ow, x0, x1);
+    const Covered c = covered(p, i);
     float s = 0.f;
-    for (int64_t oy = y0; oy <= y1; ++oy)
-      for (int64_t ox = x0; ox <= x1; ++ox) s += dy[(plane * p.oh + oy) * p.ow + ox] / avg_divisor(p, oy, ox);
+    for (int64_t oy = c.y0; oy <= c.y1; ++oy)
+      for (int64_t ox = c.x0; ox <= c.x1; ++ox) s += dy[(c.plane * p.oh + oy) * p.ow + ox] / avg_divisor(p, oy, ox);
     dx[i] = s;
   }
 }

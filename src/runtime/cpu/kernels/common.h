@@ -48,6 +48,15 @@ inline memory::dims to_dims(int rank, const int64_t* dims) { return memory::dims
 // the OpenMP team costs more than the loop.
 inline constexpr int64_t kParallelMin = 1 << 15;
 
+// Class labels and embedding ids index a table: std::invalid_argument naming the op,
+// the first index out of [0, bound) and where it is ("label 12 of row 3").
+inline void check_indices(const char* op, const char* what, const char* where, int64_t count, int64_t bound,
+                          const int32_t* v) {
+  for (int64_t i = 0; i < count; ++i)
+    if (v[i] < 0 || v[i] >= bound)
+      throw invalid_input(op, ": ", what, " ", v[i], " ", where, " ", i, " is out of range [0, ", bound, ")");
+}
+
 }  // namespace kernels_detail
 
 using namespace kernels_detail;

@@ -82,6 +82,23 @@ const CachedPrimitive& conv_bwd_weight_prim(Context::Impl& im, const Conv2dShape
   });
 }
 
+// Which oneDNN argument each of conv_mds's tensors is, per direction.
+struct ConvArgs {
+  int src, weights, dst, bias;
+};
+constexpr ConvArgs kConvFwd{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+constexpr ConvArgs kConvBwdData{DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST, 0};
+constexpr ConvArgs kConvBwdWeight{DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_BIAS};
+
+// Runs a convolution primitive over the tensors in place (bias: none when null).
+void run_conv(Context::Impl& im, const CachedPrimitive& p, const Conv2dShape& s, ConvArgs a, const void* src,
+              const void* weights, const void* dst, const void* bias, void* scratch) {
+  const ConvMds m = conv_mds(s);
+  Args args{{a.src, im.wrap(m.src, src)}, {a.weights, im.wrap(m.weights, weights)}, {a.dst, im.wrap(m.dst, dst)}};
+  if (bias) args.emplace(a.bias, im.wrap(m.bias, bias));
+  im.execute(p, std::move(args), scratch);
+}
+
 }  // namespace
 
 size_t conv2d_fwd_scratch_bytes(Context& ctx, const Conv2dShape& s, bool has_bias) {
@@ -91,13 +108,7 @@ size_t conv2d_fwd_scratch_bytes(Context& ctx, const Conv2dShape& s, bool has_bia
 void conv2d_fwd(Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
                 float* y, void* scratch) {
   Context::Impl& im = enter(ctx);
-  const CachedPrimitive& p = conv_fwd_prim(im, s, b != nullptr);
-  const ConvMds m = conv_mds(s);
-  Args args{{DNNL_ARG_SRC, im.wrap(m.src, x)},
-            {DNNL_ARG_WEIGHTS, im.wrap(m.weights, w)},
-            {DNNL_ARG_DST, im.wrap(m.dst, y)}};
-  if (b) args.emplace(DNNL_ARG_BIAS, im.wrap(m.bias, b));
-  im.execute(p, std::move(args), scratch);
+  run_conv(im, conv_fwd_prim(im, s, b != nullptr), s, kConvFwd, x, w, y, b, scratch);
 }
 
 size_t conv2d_bwd_data_scratch_bytes(Context& ctx, const Conv2dShape& s) {
@@ -107,13 +118,7 @@ size_t conv2d_bwd_data_scratch_bytes(Context& ctx, const Conv2dShape& s) {
 void conv2d_bwd_data(Context& ctx, const Conv2dShape& s, const float* dy, const float* w, float* dx,
                      void* scratch) {
   Context::Impl& im = enter(ctx);
-  const CachedPrimitive& p = conv_bwd_data_prim(im, s);
-  const ConvMds m = conv_mds(s);
-  im.execute(p,
-             {{DNNL_ARG_DIFF_DST, im.wrap(m.dst, dy)},
-              {DNNL_ARG_WEIGHTS, im.wrap(m.weights, w)},
-              {DNNL_ARG_DIFF_SRC, im.wrap(m.src, dx)}},
-             scratch);
+  run_conv(im, conv_bwd_data_prim(im, s), s, kConvBwdData, dx, w, dy, nullptr, scratch);
 }
 
 size_t conv2d_bwd_weight_scratch_bytes(Context& ctx, const Conv2dShape& s, bool has_bias) {
@@ -123,13 +128,7 @@ size_t conv2d_bwd_weight_scratch_bytes(Context& ctx, const Conv2dShape& s, bool 
 void conv2d_bwd_weight(Context& ctx, const Conv2dShape& s, const float* dy, const float* x,
                        float* dw, float* db, void* scratch) {
   Context::Impl& im = enter(ctx);
-  const CachedPrimitive& p = conv_bwd_weight_prim(im, s, db != nullptr);
-  const ConvMds m = conv_mds(s);
-  Args args{{DNNL_ARG_DIFF_DST, im.wrap(m.dst, dy)},
-            {DNNL_ARG_SRC, im.wrap(m.src, x)},
-            {DNNL_ARG_DIFF_WEIGHTS, im.wrap(m.weights, dw)}};
-  if (db) args.emplace(DNNL_ARG_DIFF_BIAS, im.wrap(m.bias, db));
-  im.execute(p, std::move(args), scratch);
+  run_conv(im, conv_bwd_weight_prim(im, s, db != nullptr), s, kConvBwdWeight, x, dw, dy, db, scratch);
 }
 
 }  // namespace dlmem::cpu

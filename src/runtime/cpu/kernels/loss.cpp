@@ -58,21 +58,10 @@ void log_softmax_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dy, 
 
 // ---------------------------------------------------------------- softmax cross-entropy
 
-namespace {
-
-void check_labels(const char* op, int64_t rows, int64_t cols, const int32_t* labels) {
-  for (int64_t r = 0; r < rows; ++r)
-    if (labels[r] < 0 || labels[r] >= cols)
-      throw invalid_input(op, ": label ", labels[r], " of row ", r, " is out of range [0, ", cols,
-                          ")");
-}
-
-}  // namespace
-
 void softmax_xent_fwd(Context& ctx, int64_t rows, int64_t cols, const float* logits,
                       const int32_t* labels, float* loss, float* probs) {
   DLMEM_CHECK(rows > 0 && cols > 0, "softmax_xent of ", rows, "x", cols);
-  check_labels("softmax_xent_fwd", rows, cols, labels);
+  check_indices("softmax_xent_fwd", "label", "of row", rows, cols, labels);
   enter(ctx);
   // Rows in fixed chunks; each chunk's loss is summed in row order, then the chunks in
   // chunk order: the same bits for any thread count.
@@ -106,7 +95,7 @@ void softmax_xent_fwd(Context& ctx, int64_t rows, int64_t cols, const float* log
 void softmax_xent_bwd(Context& ctx, int64_t rows, int64_t cols, const float* dloss,
                       const float* probs, const int32_t* labels, float* dlogits) {
   DLMEM_CHECK(rows > 0 && cols > 0, "softmax_xent of ", rows, "x", cols);
-  check_labels("softmax_xent_bwd", rows, cols, labels);
+  check_indices("softmax_xent_bwd", "label", "of row", rows, cols, labels);
   enter(ctx);
   const float g = static_cast<float>(static_cast<double>(dloss[0]) / static_cast<double>(rows));
 #pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin)

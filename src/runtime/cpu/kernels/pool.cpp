@@ -98,44 +98,56 @@ Window pytorch_window(const Pool2dShape& s, int64_t oy, int64_t ox) {
           (he - hs) * (we - ws)};
 }
 
-// Own loop over the overhanging windows only (see window_overhangs), parallel over
-// (n, c) planes, each plane in a fixed order.
-void avg_include_pad_fixup_fwd(const Pool2dShape& s, const float* x, float* y) {
+// Calls f(plane, oy, ox, window) for every overhanging window only (see
+// window_overhangs): parallel over (n, c) planes, each plane in a fixed order.
+template <class F>
+void for_each_overhanging_window(const Pool2dShape& s, F f) {
   const int64_t planes = s.n * s.c;
 #pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; ++p) {
-    const float* xp = x + p * s.h * s.w;
-    float* yp = y + p * s.oh * s.ow;
+  for (int64_t p = 0; p < planes; ++p)
     for (int64_t oy = 0; oy < s.oh; ++oy)
-      for (int64_t ox = 0; ox < s.ow; ++ox) {
-        if (!window_overhangs(s, oy, ox)) continue;
-        const Window win = pytorch_window(s, oy, ox);
-        float sum = 0.f;
-        for (int64_t iy = win.y0; iy < win.y1; ++iy)
-          for (int64_t ix = win.x0; ix < win.x1; ++ix) sum += xp[iy * s.w + ix];
-        yp[oy * s.ow + ox] = sum / static_cast<float>(win.divisor);
-      }
-  }
+      for (int64_t ox = 0; ox < s.ow; ++ox)
+        if (window_overhangs(s, oy, ox)) f(p, oy, ox, pytorch_window(s, oy, ox));
+}
+
+void avg_include_pad_fixup_fwd(const Pool2dShape& s, const float* x, float* y) {
+  for_each_overhanging_window(s, [&](int64_t p, int64_t oy, int64_t ox, const Window& win) {
+    const float* xp = x + p * s.h * s.w;
+    float sum = 0.f;
+    for (int64_t iy = win.y0; iy < win.y1; ++iy)
+      for (int64_t ix = win.x0; ix < win.x1; ++ix) sum += xp[iy * s.w + ix];
+    y[p * s.oh * s.ow + oy * s.ow + ox] = sum / static_cast<float>(win.divisor);
+  });
 }
 
 // oneDNN gave each in-bounds input dy / (kh * kw); add the difference to dy / divisor.
 void avg_include_pad_fixup_bwd(const Pool2dShape& s, const float* dy, float* dx) {
-  const int64_t planes = s.n * s.c;
   const float full = static_cast<float>(s.kh * s.kw);
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; ++p) {
-    const float* dyp = dy + p * s.oh * s.ow;
+  for_each_overhanging_window(s, [&](int64_t p, int64_t oy, int64_t ox, const Window& win) {
     float* dxp = dx + p * s.h * s.w;
-    for (int64_t oy = 0; oy < s.oh; ++oy)
-      for (int64_t ox = 0; ox < s.ow; ++ox) {
-        if (!window_overhangs(s, oy, ox)) continue;
-        const Window win = pytorch_window(s, oy, ox);
-        const float g = dyp[oy * s.ow + ox];
-        const float delta = g / static_cast<float>(win.divisor) - g / full;
-        for (int64_t iy = win.y0; iy < win.y1; ++iy)
-          for (int64_t ix = win.x0; ix < win.x1; ++ix) dxp[iy * s.w + ix] += delta;
-      }
+    const float g = dy[p * s.oh * s.ow + oy * s.ow + ox];
+    const float delta = g / static_cast<float>(win.divisor) - g / full;
+    for (int64_t iy = win.y0; iy < win.y1; ++iy)
+      for (int64_t ix = win.x0; ix < win.x1; ++ix) dxp[iy * s.w + ix] += delta;
+  });
+}
+
+// Runs a pooling primitive forward (in: x, out: y) or backward (in: dy, out: dx),
+// with max pooling's one-byte-per-output workspace when `idx` is given.
+void run_pool(Context& ctx, const Pool2dShape& s, algorithm alg, bool backward, const float* in, float* out,
+              const uint8_t* idx, void* scratch) {
+  Context::Impl& im = enter(ctx);
+  const CachedPrimitive& p = backward ? pool_bwd_prim(im, s, alg) : pool_fwd_prim(im, s, alg);
+  const PoolMds m = pool_mds(s);
+  Args args = backward ? Args{{DNNL_ARG_DIFF_DST, im.wrap(m.dst, in)}, {DNNL_ARG_DIFF_SRC, im.wrap(m.src, out)}}
+                       : Args{{DNNL_ARG_SRC, im.wrap(m.src, in)}, {DNNL_ARG_DST, im.wrap(m.dst, out)}};
+  if (idx) {
+    DLMEM_CHECK(p.workspace_md.data.data_type == dnnl_u8 &&
+                    p.workspace_md.get_size() == static_cast<size_t>(s.n * s.c * s.oh * s.ow),
+                "max pooling workspace is not one u8 per output");
+    args.emplace(DNNL_ARG_WORKSPACE, im.wrap(p.workspace_md, idx));
   }
+  im.execute(p, std::move(args), scratch);
 }
 
 }  // namespace
@@ -148,17 +160,7 @@ size_t max_pool2d_fwd_scratch_bytes(Context& ctx, const Pool2dShape& s) {
 void max_pool2d_fwd(Context& ctx, const Pool2dShape& s, const float* x, float* y, uint8_t* idx,
                     void* scratch) {
   check_max_pool_kernel(s);
-  Context::Impl& im = enter(ctx);
-  const CachedPrimitive& p = pool_fwd_prim(im, s, algorithm::pooling_max);
-  const PoolMds m = pool_mds(s);
-  DLMEM_CHECK(p.workspace_md.data.data_type == dnnl_u8 &&
-                  p.workspace_md.get_size() == static_cast<size_t>(s.n * s.c * s.oh * s.ow),
-              "max pooling workspace is not one u8 per output");
-  im.execute(p,
-             {{DNNL_ARG_SRC, im.wrap(m.src, x)},
-              {DNNL_ARG_DST, im.wrap(m.dst, y)},
-              {DNNL_ARG_WORKSPACE, im.wrap(p.workspace_md, idx)}},
-             scratch);
+  run_pool(ctx, s, algorithm::pooling_max, false, x, y, idx, scratch);
 }
 
 size_t max_pool2d_bwd_scratch_bytes(Context& ctx, const Pool2dShape& s) {
@@ -169,14 +171,7 @@ size_t max_pool2d_bwd_scratch_bytes(Context& ctx, const Pool2dShape& s) {
 void max_pool2d_bwd(Context& ctx, const Pool2dShape& s, const float* dy, const uint8_t* idx,
                     float* dx, void* scratch) {
   check_max_pool_kernel(s);
-  Context::Impl& im = enter(ctx);
-  const CachedPrimitive& p = pool_bwd_prim(im, s, algorithm::pooling_max);
-  const PoolMds m = pool_mds(s);
-  im.execute(p,
-             {{DNNL_ARG_DIFF_DST, im.wrap(m.dst, dy)},
-              {DNNL_ARG_WORKSPACE, im.wrap(p.workspace_md, idx)},
-              {DNNL_ARG_DIFF_SRC, im.wrap(m.src, dx)}},
-             scratch);
+  run_pool(ctx, s, algorithm::pooling_max, true, dy, dx, idx, scratch);
 }
 
 size_t avg_pool2d_fwd_scratch_bytes(Context& ctx, const Pool2dShape& s) {
@@ -184,10 +179,7 @@ size_t avg_pool2d_fwd_scratch_bytes(Context& ctx, const Pool2dShape& s) {
 }
 
 void avg_pool2d_fwd(Context& ctx, const Pool2dShape& s, const float* x, float* y, void* scratch) {
-  Context::Impl& im = enter(ctx);
-  const CachedPrimitive& p = pool_fwd_prim(im, s, avg_alg(s));
-  const PoolMds m = pool_mds(s);
-  im.execute(p, {{DNNL_ARG_SRC, im.wrap(m.src, x)}, {DNNL_ARG_DST, im.wrap(m.dst, y)}}, scratch);
+  run_pool(ctx, s, avg_alg(s), false, x, y, nullptr, scratch);
   if (needs_include_pad_fixup(s)) avg_include_pad_fixup_fwd(s, x, y);
 }
 
@@ -196,11 +188,7 @@ size_t avg_pool2d_bwd_scratch_bytes(Context& ctx, const Pool2dShape& s) {
 }
 
 void avg_pool2d_bwd(Context& ctx, const Pool2dShape& s, const float* dy, float* dx, void* scratch) {
-  Context::Impl& im = enter(ctx);
-  const CachedPrimitive& p = pool_bwd_prim(im, s, avg_alg(s));
-  const PoolMds m = pool_mds(s);
-  im.execute(p, {{DNNL_ARG_DIFF_DST, im.wrap(m.dst, dy)}, {DNNL_ARG_DIFF_SRC, im.wrap(m.src, dx)}},
-             scratch);
+  run_pool(ctx, s, avg_alg(s), true, dy, dx, nullptr, scratch);
   if (needs_include_pad_fixup(s)) avg_include_pad_fixup_bwd(s, dy, dx);
 }
 

@@ -127,20 +127,9 @@ void slice_bwd(Context& ctx, int rank, const int64_t* x_dims, int axis, int64_t 
 
 // ---------------------------------------------------------------- embedding
 
-namespace {
-
-void check_ids(const char* op, int64_t count, int64_t vocab, const int32_t* ids) {
-  for (int64_t i = 0; i < count; ++i)
-    if (ids[i] < 0 || ids[i] >= vocab)
-      throw invalid_input(op, ": id ", ids[i], " at position ", i, " is out of range [0, ", vocab,
-                          ")");
-}
-
-}  // namespace
-
 void embedding_fwd(Context& ctx, int64_t count, int64_t vocab, int64_t dim, const int32_t* ids,
                    const float* table, float* y) {
-  check_ids("embedding_fwd", count, vocab, ids);
+  check_indices("embedding_fwd", "id", "at position", count, vocab, ids);
   enter(ctx);
 #pragma omp parallel for schedule(static) if (count * dim >= kParallelMin)
   for (int64_t i = 0; i < count; ++i)
@@ -150,7 +139,7 @@ void embedding_fwd(Context& ctx, int64_t count, int64_t vocab, int64_t dim, cons
 
 void embedding_bwd(Context& ctx, int64_t count, int64_t vocab, int64_t dim, const int32_t* ids,
                    const float* dy, float* dtable) {
-  check_ids("embedding_bwd", count, vocab, ids);
+  check_indices("embedding_bwd", "id", "at position", count, vocab, ids);
   enter(ctx);
   fill(ctx, vocab * dim, 0.f, dtable);
   // Parallel over blocks of columns (a cache line of floats each): every element of

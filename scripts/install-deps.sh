@@ -21,6 +21,7 @@ pkgs=(
   clang libclang-rt-14-dev  # libFuzzer: make test fuzzes the ONNX importer (scripts/fuzz.sh)
   pybind11-dev python3-dev python3-numpy python3-pytest  # the Python package (python/) and its tests
   libzstd-dev liblz4-dev # general codecs for host-side swap buffers
+  libopenmpi-dev openmpi-bin  # data-parallel training across processes (mpirun; tests run -np 2)
   chromium fonts-liberation  # make test opens the plan report in headless Chromium (tests/report)
   dataset-fashion-mnist  # the demo's data, under /usr/share/datasets/fashion-mnist
 )

@@ -4,9 +4,12 @@
 #include <signal.h>
 
 #include <atomic>
+#include <thread>
 
 #include "cli/commands.h"
 #include "models/onnx/onnx.h"
+#include "plan/json.h"
+#include "runtime/comm.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -27,6 +30,12 @@ struct TrainArgs {
   std::string pool_snapshot;
   std::string export_onnx;          // --export: the trained weights as an ONNX model
   std::string loss = "cross-entropy";
+  // Data parallelism (ir/parallel.h): under mpirun one rank per process, else --ranks
+  // threads of this process.
+  bool data_parallel = false;
+  int ranks = 0;
+  int zero = 0;
+  bool deterministic_reduce = false;
 };
 
 // What the pooled allocator did (--allocator pool).
@@ -61,6 +70,54 @@ void print_profile(const train::Trainer& t, std::ostream& os) {
 std::atomic<bool> g_interrupt{false};
 extern "C" void on_sigint(int) { g_interrupt.store(true); }
 
+int train_rank(const TrainArgs& a, const train::TrainConfig& c, bool lead);
+
+// Without --data-parallel: one process, one rank. Under mpirun: this process's rank.
+// Else --ranks threads, each a rank with its own trainer; a rank that fails stops the
+// others (their collectives throw) and its error is the one reported.
+int run_ranks(const TrainArgs& a, train::TrainConfig c) {
+  if (!a.data_parallel) {
+    if (a.ranks || a.zero || a.deterministic_reduce)
+      throw Error("--ranks, --zero and --deterministic-reduce need --data-parallel");
+    return train_rank(a, c, true);
+  }
+  if (a.zero < 0 || a.zero > 3) throw Error("--zero takes a ZeRO stage: 0, 1, 2 or 3; got ", a.zero);
+  c.zero = a.zero;
+  if (!a.export_onnx.empty()) throw Error("--export is not built for --data-parallel yet; export from a checkpoint's run");
+  if (runtime::launched_by_mpirun()) {
+    if (a.ranks) throw Error("--ranks is for ranks as threads of one process; under mpirun the ranks are its -np");
+    const std::unique_ptr<runtime::Communicator> comm = runtime::make_mpi_comm(a.deterministic_reduce);
+    c.comm = comm.get();
+    return train_rank(a, c, comm->rank() == 0);
+  }
+  if (a.ranks < 1)
+    throw Error("--data-parallel outside mpirun runs its ranks as threads of this process: give --ranks N, or launch "
+                "'mpirun -np N dlmem train --data-parallel ...'");
+  const std::vector<std::unique_ptr<runtime::Communicator>> comms = runtime::make_thread_comms(a.ranks);
+  if (c.threads == 0) c.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / a.ranks);
+  std::vector<int> rcs(static_cast<size_t>(a.ranks), 0);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(a.ranks));
+  std::atomic<int> failures{0};
+  std::vector<int> failed_order(static_cast<size_t>(a.ranks), -1);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < a.ranks; ++r)
+    threads.emplace_back([&, r] {
+      train::TrainConfig cr = c;
+      cr.comm = comms[static_cast<size_t>(r)].get();
+      try {
+        rcs[static_cast<size_t>(r)] = train_rank(a, cr, r == 0);
+      } catch (...) {
+        errors[static_cast<size_t>(r)] = std::current_exception();
+        failed_order[static_cast<size_t>(r)] = failures++;
+        runtime::abort_thread_group(*cr.comm, "rank " + std::to_string(r) + " failed; the other ranks stopped");
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  for (int r = 0; r < a.ranks; ++r)
+    if (failed_order[static_cast<size_t>(r)] == 0) std::rethrow_exception(errors[static_cast<size_t>(r)]);
+  return rcs[0];
+}
+
 int run(TrainArgs& a) {
   // Ctrl-C from here on stops between steps; a second one ends the process at once
   // (SA_RESETHAND). Before the first step it stops before any.
@@ -88,9 +145,16 @@ int run(TrainArgs& a) {
   c.policy = resolve_policy(c.policy, c.budget, a.lossy);
   c.plan_options.lossy = a.lossy;
   c.interrupt = &g_interrupt;
+  const int rc = run_ranks(a, c);
+  sigaction(SIGINT, &old, nullptr);
+  return rc;
+}
+
+// One rank's training (the only one without --data-parallel); `lead` (rank 0) prints.
+int train_rank(const TrainArgs& a, const train::TrainConfig& c, bool lead) {
   train::Trainer t(c);
   const plan::Plan& p = t.plan();
-  std::ostream* log = a.json ? nullptr : &std::cerr;
+  std::ostream* log = a.json || !lead ? nullptr : &std::cerr;
   if (log)
     *log << c.model << ": " << human_count(static_cast<uint64_t>(t.graph().parameter_count())) << " parameters, batch " << c.batch
          << ", policy " << p.policy << (p.stats.chosen.empty() ? "" : " (" + p.stats.chosen + ")") << ", device arena " << human_bytes(p.device_arena)
@@ -98,8 +162,13 @@ int run(TrainArgs& a) {
          << (c.device == "cuda" ? "cuda (" + runtime::cuda_device_info().name + ")"
                                 : (c.threads ? std::to_string(c.threads) : "default") + " threads")
          << "\n";
+  if (log && t.ranks() > 1)
+    *log << "data parallel: " << t.ranks() << " ranks (" << c.comm->name() << "), ZeRO " << c.zero << ", "
+         << c.batch / t.ranks() << " samples per rank and step; per rank: " << human_bytes(p.stats.peak_by_role[static_cast<size_t>(ir::Role::weight)])
+         << " weights, " << human_bytes(p.stats.peak_by_role[static_cast<size_t>(ir::Role::optimizer_state)])
+         << " optimizer state at the peak\n";
   train::TrainResult r = t.run(log);
-  sigaction(SIGINT, &old, nullptr);
+  if (!lead) return r.interrupted ? 130 : 0;
   if (r.interrupted) {
     std::cerr << "\ninterrupted after step " << t.steps_done() << ": "
               << (c.save.empty() ? "no --save was given, nothing written"
@@ -119,7 +188,13 @@ int run(TrainArgs& a) {
                     {"test_accuracy", e.test_accuracy}, {"seconds", e.seconds}, {"samples_per_second", e.samples_per_second}});
     nlohmann::json j{{"model", c.model}, {"policy", p.policy}, {"chosen", p.stats.chosen}, {"budget", p.budget}, {"device_arena", r.arena},
                      {"planned_peak", r.planned_peak}, {"measured_peak", r.peak_device}, {"allocator", c.allocator},
-                     {"epochs", ep}};
+                     {"losses", r.losses}, {"epochs", ep}};
+    if (t.ranks() > 1)
+      j["data_parallel"] = {{"ranks", t.ranks()},
+                            {"transport", c.comm->name()},
+                            {"zero", c.zero},
+                            {"samples_per_rank", c.batch / t.ranks()},
+                            {"peak_by_role", plan::stats_json(p)["peak_by_role"]}};
     if (pool) j["pool"] = pool_json(*pool);
     std::cout << j.dump(2) << "\n";
   } else {
@@ -189,6 +264,20 @@ std::function<int()> add_train(CLI::App& app) {
   cmd->add_flag("!--no-eval", c.evaluate, "skip test accuracy");
   cmd->add_flag("--json", a->json, "print the result as one JSON object (no progress bar)");
   cmd->add_flag("--profile", c.profile, "time every instruction; print the slowest nodes");
+  cmd->add_flag("--data-parallel", a->data_parallel,
+                "data-parallel training: --batch is the global batch, each rank trains on its share; under "
+                "'mpirun -np N' one rank per process (Open MPI), else --ranks threads of this process");
+  cmd->add_option("--ranks", a->ranks, "with --data-parallel outside mpirun: ranks as threads of this process");
+  cmd->add_option("--zero", a->zero,
+                  "with --data-parallel: ZeRO stage: 0 all-reduce gradients (DDP), 1 shard optimizer state, 2 also "
+                  "gradients, 3 also weights (gathered before use)")
+      ->capture_default_str();
+  cmd->add_flag("--deterministic-reduce", a->deterministic_reduce,
+                "with --data-parallel under mpirun: sum over ranks in rank order (bit-identical across runs and rank "
+                "transports; the thread ranks always do)");
+  cmd->add_option("--link", c.link,
+                  "the interconnect the plan's collectives are simulated on: nvlink-v100 | nvlink-a100 | nvlink-h100 | "
+                  "pcie-gen3 | ib-400 | ib-200 | ethernet-100 | ethernet-10 | shm (default: the --device's)");
   return [a] { return run(*a); };
 }
 

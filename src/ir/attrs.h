@@ -15,6 +15,9 @@ struct Attrs {
   std::array<int64_t, 2> padding{0, 0};
   std::array<int64_t, 2> dilation{1, 1};
   int64_t groups = 1;
+  // collectives (ir/ops/comm.cpp): the ranks and this one
+  int64_t ranks = 1;
+  int64_t rank = 0;
   bool ceil_mode = false;
   bool count_include_pad = true;
   bool has_bias = false;  // conv2d / linear: whether input 2 is a bias

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,6 +38,12 @@ struct Init {
   std::shared_ptr<const std::vector<float>> values;  // given: numel() floats
 };
 
+struct Shard {
+  Shape full;
+  int rank = 0;
+  int ranks = 1;
+};
+
 struct Value {
   ValueId id = kNoValue;
   std::string name;
@@ -47,6 +54,9 @@ struct Value {
   bool trainable = false;           // weights: updated by the optimizer, counted as parameters
   Init init;                        // weights and state: how to initialise
   ValueId grad_of = kNoValue;       // gradients: the value this is the gradient of
+  // Data parallelism (ir/parallel.h): this value is rank `rank`'s shard of a tensor of
+  // shape `full` (Note [Shards], runtime/comm.h); `init` initialises the whole tensor.
+  std::optional<Shard> shard;
 };
 
 // Which part of a training step a node belongs to.

@@ -20,6 +20,7 @@ const ops::Registry& registry() {
     ops::register_loss(reg);
     ops::register_shape(reg);
     ops::register_optim(reg);
+    ops::register_comm(reg);
     for (int i = 0; i < kNumOps; ++i)
       DLMEM_CHECK(!reg[static_cast<size_t>(i)].name.empty() && reg[static_cast<size_t>(i)].infer,
                   "op kind ", i, " is not registered");

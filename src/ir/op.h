@@ -40,6 +40,8 @@ enum class OpKind : uint16_t {
   erf_bwd, leaky_relu_bwd, log_softmax_bwd,
   // optimizer updates (mutate their inputs in place, no outputs)
   sgd_update, adam_update,
+  // data parallelism (ir/parallel.h): collectives over the ranks, and a rank's slice
+  allreduce, reduce_scatter, all_gather, all_gather_into, shard,
   kCount
 };
 inline constexpr int kNumOps = static_cast<int>(OpKind::kCount);
@@ -86,6 +88,9 @@ struct OpDef {
   bool random = false;
   // Forward node that may be recomputed (deterministic given its inputs and seed).
   bool recomputable = true;
+  // Collectives: the share of the whole tensor each rank sends over the interconnect
+  // (ring algorithms), from attrs.ranks; nullptr: not communication.
+  double (*comm_factor)(const Node&) = nullptr;
 
   bool may_alias(int output, int input) const;
   bool mutates_input(int input) const;

@@ -13,7 +13,7 @@ constexpr std::array<std::string_view, kNumDTypes> kDTypeNames = {"f32", "f16", 
 constexpr std::array<int, kNumDTypes> kDTypeBits = {32, 16, 16, 32, 8, 1};
 constexpr std::array<std::string_view, kNumRoles> kRoleNames = {
     "input",    "label",           "weight",         "activation",
-    "gradient", "weight-gradient", "optimizer-state", "workspace"};
+    "gradient", "weight-gradient", "optimizer-state", "workspace", "communication"};
 }  // namespace
 
 int dtype_bits(DType t) { return kDTypeBits[static_cast<int>(t)]; }

@@ -46,8 +46,9 @@ enum class Role : uint8_t {
   weight_gradient,  // gradients of parameters
   optimizer_state,  // momentum, Adam moments
   workspace,        // a kernel's temporary scratch space
+  communication,    // data parallelism: gathered weights (ZeRO 3), a weight's shard being sent
 };
-inline constexpr int kNumRoles = 8;
+inline constexpr int kNumRoles = 9;
 std::string_view role_name(Role);
 
 }  // namespace dlmem::ir

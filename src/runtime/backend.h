@@ -51,10 +51,17 @@ struct KernelArgs {
   bool recompute = false;          // a recomputation: no side effects (running statistics)
 };
 
+class Communicator;
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+
+  // The collectives a data-parallel rank's communication nodes run on (runtime/comm.h;
+  // not owned). Set before workspace_bytes is asked about those nodes.
+  void set_communicator(Communicator* c) { comm_ = c; }
+  Communicator* communicator() const { return comm_; }
 
   // Memory. Device memory on the cpu backend is ordinary (64-byte aligned) memory:
   // the executor makes it one arena of exactly the budget, which enforces capacity.
@@ -93,6 +100,9 @@ class Backend {
   virtual void decode(const codec::Codec& c, const void* src, uint64_t size, uint64_t n, float* dst) {
     c.decode(static_cast<const std::byte*>(src), size, n, dst);
   }
+
+ protected:
+  Communicator* comm_ = nullptr;
 };
 
 struct CpuOptions {

@@ -9,7 +9,10 @@ namespace dlmem::session {
 
 ir::Graph build_graph(const SessionOptions& o, runtime::Backend* workspaces) {
   ir::Graph g = models::build_model(o.model, o.config);
-  if (o.config.training) ir::build_training_graph(g, o.train);
+  if (o.config.training) {
+    const std::vector<ir::ParamGrad> params = ir::build_training_graph(g, o.train);
+    if (o.parallel.ranks > 1) ir::make_data_parallel(g, params, o.parallel);
+  }
   if (workspaces) runtime::attach_workspaces(g, *workspaces);
   return g;
 }
@@ -36,15 +39,25 @@ std::string profile_for(std::string_view device) {
   return std::string(device);
 }
 
+std::unique_ptr<runtime::Backend> backend_for(runtime::DeviceKind kind, const SessionOptions& o) {
+  std::unique_ptr<runtime::Backend> be = runtime::make_backend(kind, o.threads);
+  if (o.parallel.ranks > 1 && !o.comm)
+    throw InternalError("a session of rank " + std::to_string(o.parallel.rank) + " of " +
+                        std::to_string(o.parallel.ranks) + " ranks without a communicator");
+  be->set_communicator(o.comm);  // before the collectives' workspaces are asked for
+  return be;
+}
+
 }  // namespace
 
 Session::Session(SessionOptions o)
     : opts_(std::move(o)),
       kind_(backend_kind(opts_.device)),
       profile_name_(profile_for(opts_.device)),
-      backend_(runtime::make_backend(kind_, opts_.threads)),
+      backend_(backend_for(kind_, opts_)),
       graph_(std::make_unique<ir::Graph>(build_graph(opts_, backend_.get()))),
-      cost_(sim::roofline_cost_model(*graph_, sim::device_profile(profile_name_))) {
+      cost_(sim::roofline_cost_model(*graph_, sim::device_profile(profile_name_),
+                                     opts_.link.empty() ? sim::link_profile_for(profile_name_) : sim::link_profile(opts_.link))) {
   graph_->verify();
 }
 

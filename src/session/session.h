@@ -24,6 +24,7 @@
 
 #include "ir/autodiff.h"
 #include "ir/graph.h"
+#include "ir/parallel.h"
 #include "models/zoo.h"
 #include "planners/planner.h"
 #include "runtime/backend.h"
@@ -40,6 +41,11 @@ struct SessionOptions {
   ir::TrainOptions train;
   std::string device = "cpu";     // Note [Devices]
   int threads = 0;                // cpu backend threads (0: its default)
+  // Data parallelism (ir/parallel.h): this rank's graph, its collectives on `comm`
+  // (runtime/comm.h, not owned; required when parallel.ranks > 1).
+  ir::DataParallel parallel;
+  runtime::Communicator* comm = nullptr;
+  std::string link;  // the interconnect collectives are priced on (sim/link_profile.h; "": the device's)
 };
 
 // The model's graph as the session builds it: the zoo builder, then (config.training)

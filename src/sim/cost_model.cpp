@@ -6,9 +6,19 @@
 
 namespace dlmem::sim {
 
-double roofline_seconds(const ir::Graph& g, const ir::Node& n, const DeviceProfile& d) {
+double roofline_seconds(const ir::Graph& g, const ir::Node& n, const DeviceProfile& d, const LinkProfile& link) {
   const ir::OpDef& def = ir::op_def(n.op);
   if (def.view) return 0;
+  if (def.comm_factor) {
+    // A ring collective of the whole tensor (the larger of its input and output).
+    uint64_t bytes = 0;
+    for (const ir::TensorType* t : ir::input_types(g, n)) bytes = std::max(bytes, t->bytes());
+    for (const ir::TensorType* t : ir::output_types(g, n)) bytes = std::max(bytes, t->bytes());
+    const double factor = def.comm_factor(n);
+    const LinkProfile l = link.bandwidth > 0 ? link : link_profile("shm");
+    return d.launch_seconds + factor * static_cast<double>(n.attrs.ranks) * l.latency +
+           factor * static_cast<double>(bytes) / l.bandwidth;
+  }
   ir::Cost c = ir::op_cost(g, n);
   // Optimizer updates and batch-norm's running statistics write over their inputs.
   for (int i : def.mutates)
@@ -21,12 +31,13 @@ double roofline_seconds(const ir::Graph& g, const ir::Node& n, const DeviceProfi
   return d.launch_seconds + std::max(compute, memory);
 }
 
-CostModel roofline_cost_model(const ir::Graph& g, const DeviceProfile& d) {
+CostModel roofline_cost_model(const ir::Graph& g, const DeviceProfile& d, const LinkProfile& link) {
   CostModel cm;
   cm.source = "roofline";
   cm.device = d;
+  cm.link = link;
   cm.node_seconds.resize(static_cast<size_t>(g.num_nodes()));
-  for (const ir::Node& n : g.nodes()) cm.node_seconds[static_cast<size_t>(n.id)] = roofline_seconds(g, n, d);
+  for (const ir::Node& n : g.nodes()) cm.node_seconds[static_cast<size_t>(n.id)] = roofline_seconds(g, n, d, link);
   return cm;
 }
 

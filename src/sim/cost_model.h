@@ -22,12 +22,14 @@
 #include "ir/graph.h"
 #include "plan/plan.h"
 #include "sim/device_profile.h"
+#include "sim/link_profile.h"
 
 namespace dlmem::sim {
 
 struct CostModel {
   std::string source;               // "roofline" or "measured"
   DeviceProfile device;
+  LinkProfile link;                  // between data-parallel ranks (collectives)
   std::vector<double> node_seconds;  // per graph node: one execution of its kernel
 
   // Duration of one instruction (0 for a free).
@@ -37,8 +39,9 @@ struct CostModel {
 };
 
 // One execution of `node` on `device` by the roofline (0 for views: no kernel runs).
-double roofline_seconds(const ir::Graph&, const ir::Node&, const DeviceProfile&);
-CostModel roofline_cost_model(const ir::Graph&, const DeviceProfile&);
+// Collectives (ir::OpDef::comm_factor) are priced on `link` (sim/link_profile.h).
+double roofline_seconds(const ir::Graph&, const ir::Node&, const DeviceProfile&, const LinkProfile& = {});
+CostModel roofline_cost_model(const ir::Graph&, const DeviceProfile&, const LinkProfile& = {});
 
 // `instr_seconds` has one entry per instruction of `measured` (a plan of the same
 // graph), e.g. the median over a few steps. A node computed more than once takes the

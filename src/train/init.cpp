@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "ir/parallel.h"
 #include "util/error.h"
 
 namespace dlmem::train {
@@ -18,6 +19,13 @@ double unit(std::mt19937_64& r) { return static_cast<double>(r() >> 11) * 0x1.0p
 }  // namespace
 
 std::vector<float> init_values(const ir::Value& v, uint64_t seed) {
+  if (v.shard) {
+    // A rank's shard (ir/parallel.h): its slice of the whole tensor's initial values.
+    ir::Value whole = v;
+    whole.type.shape = v.shard->full;
+    whole.shard.reset();
+    return ir::take_shard(init_values(whole, seed), *v.shard);
+  }
   std::vector<float> out(static_cast<size_t>(v.type.numel()), 0.0f);
   std::mt19937_64 rng(seed ^ fnv1a(v.name));
   switch (v.init.kind) {

@@ -6,6 +6,8 @@
 #include <random>
 
 #include "ir/autodiff.h"
+#include "ir/parallel.h"
+#include "runtime/comm.h"
 #include "train/batch_iterator.h"
 #include "train/checkpoint.h"
 #include "train/fashion_mnist.h"
@@ -22,6 +24,10 @@ namespace {
 using ir::ValueId;
 
 bool reads_images(const ir::Graph& g) { return g.find("input") != ir::kNoValue; }
+
+bool is_state(const ir::Value& v) { return v.role == ir::Role::weight || v.role == ir::Role::optimizer_state; }
+// A weight's or state's whole shape: a rank's shard (ir/parallel.h) says what it is of.
+ir::Shape whole_shape(const ir::Value& v) { return v.shard ? v.shard->full : v.type.shape; }
 
 // Vocabulary of the embedding that reads token input `v`.
 int64_t vocab_of(const ir::Graph& g, ValueId v) {
@@ -55,7 +61,45 @@ session::SessionOptions session_options(const TrainConfig& c, bool training) {
                             .threads = c.threads};
   o.config.batch = c.batch;
   o.config.training = training;
+  o.link = c.link;
+  if (training && c.comm && c.comm->size() > 1) {
+    // A rank's graph: its share of the batch, its shards and collectives.
+    if (c.batch % c.comm->size() != 0)
+      throw Error("--batch ", c.batch, " does not split over ", c.comm->size(), " ranks; use a multiple of ",
+                  c.comm->size());
+    o.config.batch = c.batch / c.comm->size();
+    o.parallel = {.ranks = c.comm->size(), .rank = c.comm->rank(), .zero = c.zero};
+    o.comm = c.comm;
+  }
   return o;
+}
+
+int Trainer::ranks() const { return cfg_.comm ? cfg_.comm->size() : 1; }
+int Trainer::rank() const { return cfg_.comm ? cfg_.comm->rank() : 0; }
+
+double Trainer::sum_over_ranks(double v) const {
+  if (ranks() == 1) return v;
+  double s = 0;
+  for (double x : cfg_.comm->gather_doubles(v)) s += x;
+  return s;
+}
+
+Batch Trainer::rank_rows(const Batch& b) const {
+  if (ranks() == 1) return b;
+  const int64_t rows = cfg_.batch / ranks(), r0 = rank() * rows;
+  const size_t per_image = b.size ? b.images.size() / static_cast<size_t>(b.size) : 0;
+  const size_t per_label = b.size ? b.labels.size() / static_cast<size_t>(b.size) : 0;
+  Batch out;
+  out.size = std::max<int64_t>(0, std::min(rows, b.size - r0));
+  auto rows_of = [&](const auto& v, size_t per) {
+    using V = std::decay_t<decltype(v)>;
+    const size_t from = std::min(v.size(), static_cast<size_t>(r0) * per);
+    return V(v.begin() + static_cast<std::ptrdiff_t>(from),
+             v.begin() + static_cast<std::ptrdiff_t>(std::min(v.size(), from + static_cast<size_t>(rows) * per)));
+  };
+  out.images = rows_of(b.images, per_image);
+  out.labels = rows_of(b.labels, per_label);
+  return out;
 }
 
 Trainer::Trainer(TrainConfig config) : cfg_(std::move(config)) {
@@ -150,7 +194,10 @@ void Trainer::load_batch(const Batch& b, runtime::Executor& ex, const ir::Graph&
 // learnable; labels are the next tokens (language models) or the stride's parity
 // (classifiers).
 namespace {
-std::vector<int32_t> load_tokens(runtime::Executor& ex, const ir::Graph& g, uint64_t seed) {
+// With data parallelism the global batch is drawn (ranks x the graph's rows) and this
+// rank keeps its rows, so every rank count sees the same sequences.
+std::vector<int32_t> load_tokens(runtime::Executor& ex, const ir::Graph& g, uint64_t seed, int ranks = 1,
+                                 int rank = 0) {
   std::vector<int32_t> labels;
   std::mt19937_64 rng(seed);
   const ValueId ids = g.find("ids");
@@ -159,9 +206,11 @@ std::vector<int32_t> load_tokens(runtime::Executor& ex, const ir::Graph& g, uint
   const int64_t n = s[0], t = s.size() > 1 ? s[1] : 1;
   const int64_t vocab = vocab_of(g, ids);
   std::vector<int32_t> tok(static_cast<size_t>(n * t)), next(static_cast<size_t>(n * t)), cls(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t gi = 0; gi < n * ranks; ++gi) {
     const int64_t start = static_cast<int64_t>(rng() % static_cast<uint64_t>(vocab));
     const int64_t stride = 1 + static_cast<int64_t>(rng() % 7);
+    if (gi / n != rank) continue;
+    const int64_t i = gi % n;
     for (int64_t j = 0; j < t; ++j) {
       tok[static_cast<size_t>(i * t + j)] = static_cast<int32_t>((start + stride * j) % vocab);
       next[static_cast<size_t>(i * t + j)] = static_cast<int32_t>((start + stride * (j + 1)) % vocab);
@@ -201,17 +250,20 @@ bool Trainer::next_batch(Batch& b) {
 float Trainer::step() {
   Batch b;
   if (token_model_) {
-    last_labels_ = load_tokens(*exec_, graph(), cfg_.seed * 1000003 + step_);
+    last_labels_ = load_tokens(*exec_, graph(), cfg_.seed * 1000003 + step_, ranks(), rank());
   } else {
     if (!batches_->next(b)) {
       reset_batches(++epoch_);
       batches_->next(b);
     }
     ++iter_batch_;
+    b = rank_rows(b);
     load_batch(b, *exec_, graph());
     last_labels_ = b.labels;
   }
-  return run_loaded_step();
+  const float loss = run_loaded_step();
+  // The global batch's loss: the mean of the ranks' (equal-sized) shares, in rank order.
+  return ranks() == 1 ? loss : static_cast<float>(sum_over_ranks(loss) / ranks());
 }
 
 // The step on the batch already written: run, profile, read and check the loss.
@@ -264,9 +316,11 @@ void Trainer::load_state(const std::map<std::string, std::vector<float>>& state)
     if (v == ir::kNoValue || !exec_->is_bound(v) ||
         (g.value(v).role != ir::Role::weight && g.value(v).role != ir::Role::optimizer_state))
       throw Error("state has '", name, "', which is not a weight or optimizer state of ", cfg_.model);
-    if (static_cast<int64_t>(values.size()) != g.value(v).type.numel())
-      throw Error("state '", name, "' has ", values.size(), " values; the model's is ", g.value(v).type.str());
-    exec_->write_f32(v, values);
+    const ir::TensorType whole{whole_shape(g.value(v)), ir::DType::f32};
+    if (static_cast<int64_t>(values.size()) != whole.numel())
+      throw Error("state '", name, "' has ", values.size(), " values; the model's is ", whole.str());
+    const auto& shard = g.value(v).shard;
+    exec_->write_f32(v, shard ? ir::take_shard(values, *shard) : values);
   }
 }
 
@@ -276,12 +330,14 @@ void Trainer::sync_eval_weights() {
     eval_plan_ = std::make_unique<plan::Plan>(planners::make_plan(*eval_graph_, {.policy = "default"}));
     eval_exec_ = std::make_unique<runtime::Executor>(*eval_graph_, *eval_plan_, session_->backend());
   }
-  // The inference graph's weights (running statistics included) are the training ones.
+  // The inference graph's weights (running statistics included) are the training ones
+  // (whole tensors: with ZeRO 3 the shards gathered).
+  const std::map<std::string, std::vector<float>> whole = state();
   for (const ir::Value& v : eval_graph_->values()) {
     if (v.role != ir::Role::weight) continue;
-    const ValueId src = graph().find(v.name);
-    if (src == ir::kNoValue) throw InternalError("inference graph weight " + v.name + " missing in training graph");
-    eval_exec_->write_f32(v.id, exec_->read_f32(src));
+    const auto it = whole.find(v.name);
+    if (it == whole.end()) throw InternalError("inference graph weight " + v.name + " missing in training graph");
+    eval_exec_->write_f32(v.id, it->second);
   }
 }
 
@@ -362,7 +418,9 @@ TrainResult Trainer::run(std::ostream* log) {
     int64_t correct = 0, seen = 0;
     int64_t done = 0;
     for (int64_t s = start; s < per_epoch; ++s) {
-      if (cfg_.interrupt && cfg_.interrupt->load()) {
+      // Ctrl-C: every rank stops at the same step (any rank's flag counts).
+      const bool stop = cfg_.interrupt && cfg_.interrupt->load();
+      if (ranks() > 1 ? sum_over_ranks(stop ? 1.0 : 0.0) > 0 : stop) {
         r.interrupted = true;
         epoch_step_ = s;
         break;
@@ -374,8 +432,8 @@ TrainResult Trainer::run(std::ostream* log) {
       const ir::Graph& g = graph();
       if (exec_->is_bound(g.outputs.at(0))) {
         auto [c, n] = count_correct(exec_->read_f32(g.outputs.at(0)), last_labels_, INT64_MAX);
-        correct += c;
-        seen += n;
+        correct += static_cast<int64_t>(sum_over_ranks(static_cast<double>(c)));
+        seen += static_cast<int64_t>(sum_over_ranks(static_cast<double>(n)));
       }
       if (bar) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -412,9 +470,16 @@ TrainResult Trainer::run(std::ostream* log) {
 
 std::map<std::string, std::vector<float>> Trainer::state() const {
   std::map<std::string, std::vector<float>> s;
-  for (const ir::Value& v : graph().values())
-    if ((v.role == ir::Role::weight || v.role == ir::Role::optimizer_state) && exec_->is_bound(v.id))
-      s[v.name] = exec_->read_f32(v.id);
+  for (const ir::Value& v : graph().values()) {
+    if (!is_state(v) || !exec_->is_bound(v.id)) continue;
+    std::vector<float> data = exec_->read_f32(v.id);
+    if (v.shard) {  // a collective, in the same value order on every rank
+      std::vector<float> whole(static_cast<size_t>(ir::TensorType{v.shard->full, ir::DType::f32}.numel()));
+      cfg_.comm->all_gather(data.data(), whole.data(), static_cast<int64_t>(whole.size()));
+      data = std::move(whole);
+    }
+    s[v.name] = std::move(data);
+  }
   return s;
 }
 
@@ -428,12 +493,14 @@ void Trainer::save(const std::string& path) const {
   // iterator's epoch and position (steps past the dataset's end wrap the iterator).
   ck.meta = {{"batch", cfg_.batch}, {"seed", cfg_.seed}, {"epoch_step", epoch_step_}, {"run_epoch", run_epoch_},
              {"iter_epoch", iter_epoch_}, {"iter_batch", iter_batch_}};
+  const std::map<std::string, std::vector<float>> whole = state();
   for (const ir::Value& v : graph().values()) {
-    if ((v.role != ir::Role::weight && v.role != ir::Role::optimizer_state) || !exec_->is_bound(v.id)) continue;
-    auto data = exec_->read_f32(v.id);
-    ck.tensors.push_back(make_checkpoint_tensor(v.name, v.type.shape, std::span<const float>(data)));
+    if (!is_state(v) || !exec_->is_bound(v.id)) continue;
+    ck.tensors.push_back(make_checkpoint_tensor(v.name, whole_shape(v), std::span<const float>(whole.at(v.name))));
   }
-  save_checkpoint(path, ck);
+  // Data parallelism: every rank holds (or has just gathered) the same tensors; rank 0
+  // writes them (batch-norm running statistics: rank 0's, Note [Data parallelism]).
+  if (rank() == 0) save_checkpoint(path, ck);
 }
 
 void Trainer::resume(const std::string& path) {
@@ -441,14 +508,16 @@ void Trainer::resume(const std::string& path) {
   if (ck.model != cfg_.model)
     throw Error("checkpoint '", path, "' is of model '", ck.model, "', not '", cfg_.model, "'");
   for (const ir::Value& v : graph().values()) {
-    if ((v.role != ir::Role::weight && v.role != ir::Role::optimizer_state) || !exec_->is_bound(v.id)) continue;
+    if (!is_state(v) || !exec_->is_bound(v.id)) continue;
     const CheckpointTensor* t = ck.find(v.name);
     if (!t)
       throw Error("checkpoint '", path, "' has no tensor '", v.name, "' (was it written with another --optimizer?)");
-    if (t->shape != v.type.shape || t->dtype != "f32")
+    if (t->shape != whole_shape(v) || t->dtype != "f32")
       throw Error("checkpoint '", path, "': tensor '", v.name, "' is ", t->dtype, ir::shape_str(t->shape), ", the model needs ",
-                  v.type.str());
-    exec_->write_f32(v.id, t->to_f32());
+                  ir::TensorType{whole_shape(v), ir::DType::f32}.str());
+    // Whole tensors whatever the ranks that wrote them: a rank takes its shard.
+    const std::vector<float> data = t->to_f32();
+    exec_->write_f32(v.id, v.shard ? ir::take_shard(data, *v.shard) : data);
   }
   step_ = static_cast<uint64_t>(ck.step);
   epoch_ = ck.epoch;

@@ -55,6 +55,14 @@ struct TrainConfig {
   const std::atomic<bool>* interrupt = nullptr;
   // Check every node's outputs for NaN or infinity after it runs (runtime::ExecOptions).
   bool check_finite = false;
+  // Data parallelism (ir/parallel.h, Note [Data parallelism]): this trainer is rank
+  // comm->rank() of comm->size() (not owned; nullptr or one rank: a single process). It
+  // trains on rows [rank b, (rank + 1) b) of every global batch of `batch` samples
+  // (b = batch / ranks), in the order a single process reads them; losses, accuracies
+  // and checkpoints are the whole run's. Every rank must make the same calls.
+  runtime::Communicator* comm = nullptr;
+  int zero = 0;      // ZeRO stage 0..3
+  std::string link;  // the interconnect the plan's collectives are simulated on ("": the device's)
 };
 
 struct EpochResult {
@@ -103,8 +111,11 @@ class Trainer {
   double evaluate();
 
   void save(const std::string& path) const;
-  // Every weight and optimizer state, by name (tests compare runs with this).
+  // Every weight and optimizer state, by name (tests compare runs with this); whole
+  // tensors, shards gathered (a collective: every rank calls it).
   std::map<std::string, std::vector<float>> state() const;
+  int ranks() const;
+  int rank() const;
 
   const ir::Graph& graph() const { return session_->graph(); }
   const session::Session& session() const { return *session_; }
@@ -120,6 +131,8 @@ class Trainer {
   void resume(const std::string& path);
   void sync_eval_weights();
   float run_loaded_step();  // builds the inference graph once, then copies the weights over
+  Batch rank_rows(const Batch& global) const;  // this rank's rows of a global batch
+  double sum_over_ranks(double v) const;       // in rank order; v itself for one rank
   bool next_batch(Batch& b);
 
   TrainConfig cfg_;

@@ -408,7 +408,10 @@ std::vector<OpCase> cases() {
 const std::set<OpKind> kCpuOnly = {OpKind::sub,        OpKind::div,     OpKind::pow,           OpKind::sqrt,
                                    OpKind::erf,        OpKind::exp,     OpKind::log,           OpKind::leaky_relu,
                                    OpKind::log_softmax, OpKind::expand, OpKind::erf_bwd,       OpKind::leaky_relu_bwd,
-                                   OpKind::log_softmax_bwd};
+                                   OpKind::log_softmax_bwd,
+                                   // data parallelism: the cpu backend's collectives only (no NCCL yet)
+                                   OpKind::allreduce,  OpKind::reduce_scatter, OpKind::all_gather,
+                                   OpKind::all_gather_into, OpKind::shard};
 
 TEST(CudaOps, EveryOpKindHasACase) {
   std::set<OpKind> covered;

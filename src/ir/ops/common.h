@@ -45,5 +45,6 @@ void register_norm(Registry&);
 void register_loss(Registry&);
 void register_shape(Registry&);
 void register_optim(Registry&);
+void register_comm(Registry&);
 
 }  // namespace dlmem::ir::ops

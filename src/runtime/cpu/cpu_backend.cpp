@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "runtime/backend.h"
+#include "runtime/comm.h"
 #include "runtime/op_args.h"
 #include "runtime/cpu/copy_engine.h"
 #include "runtime/cpu/kernels.h"
@@ -25,6 +26,12 @@ class CpuBackend final : public Backend {
   ~CpuBackend() override { copies_.synchronize(); }
 
   std::string name() const override { return "cpu"; }
+
+  // The communicator of a data-parallel rank's graph (Backend::set_communicator).
+  Communicator& comm() const {
+    if (!comm_) throw Error("the graph has communication nodes but no communicator: run it with --data-parallel");
+    return *comm_;
+  }
 
   void* allocate(Space, uint64_t bytes) override {
     const uint64_t rounded = std::max<uint64_t>(4096, (bytes + 4095) / 4096 * 4096);
@@ -97,6 +104,9 @@ uint64_t CpuBackend::workspace_bytes(const ir::Graph& g, const ir::Node& n) {
       auto y = broadcast_dims(at.shape, x.size());
       return cpu::reduce_sum_scratch_bytes(ctx_, static_cast<int>(x.size()), x.data(), y.data());
     }
+    case OpKind::allreduce:
+    case OpKind::reduce_scatter:
+      return static_cast<uint64_t>(comm().workspace_floats(g.value(n.inputs[0]).type.numel())) * sizeof(float);
     default: return 0;
   }
 }
@@ -187,8 +197,10 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
       case OpKind::tanh_bwd:
       case OpKind::sigmoid_bwd: cpu::eltwise_bwd(ctx_, eltwise_of(n.op), numel(x0), in(0), in(1), out(0)); break;
       case OpKind::dropout:
+        // A data-parallel rank's rows are elements [rank n, (rank + 1) n) of the global
+        // batch's tensor: the same mask as one process drawing the whole batch.
         cpu::dropout_fwd(ctx_, numel(x0), static_cast<float>(at.p), at.seed, a.step, in(0), out(0),
-                         static_cast<uint8_t*>(a.outputs[1]));
+                         static_cast<uint8_t*>(a.outputs[1]), at.rank * numel(x0));
         break;
       case OpKind::dropout_bwd: cpu::dropout_bwd(ctx_, numel(x0), static_cast<float>(at.p), in(0), in_u8(1), out(0)); break;
       case OpKind::max_pool2d:
@@ -303,6 +315,22 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
                          static_cast<int64_t>(a.step) + 1, static_cast<float*>(a.inputs[0]), in(1),
                          static_cast<float*>(a.inputs[2]), static_cast<float*>(a.inputs[3]));
         break;
+      // Data parallelism (runtime/comm.h): the collectives on this rank's buffers.
+      case OpKind::allreduce:
+        comm().allreduce_mean(in(0), out(0), numel(x0), static_cast<float*>(a.workspace));
+        break;
+      case OpKind::reduce_scatter:
+        comm().reduce_scatter_mean(in(0), out(0), numel(x0), static_cast<float*>(a.workspace));
+        break;
+      case OpKind::all_gather: comm().all_gather(in(0), out(0), numel(at.shape)); break;
+      case OpKind::all_gather_into: comm().all_gather(in(1), static_cast<float*>(a.inputs[0]), numel(x0)); break;
+      case OpKind::shard: {
+        const int64_t n_all = numel(x0), s = shard_size(n_all, at.ranks);
+        const int64_t lo = std::min(n_all, at.rank * s), hi = std::min(n_all, lo + s);
+        std::copy(in(0) + lo, in(0) + hi, out(0));
+        std::fill(out(0) + (hi - lo), out(0) + s, 0.f);
+        break;
+      }
       case OpKind::kCount: DLMEM_CHECK(false, "invalid op kind");
     }
   } catch (const std::invalid_argument& e) {

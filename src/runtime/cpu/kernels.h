@@ -231,7 +231,7 @@ void accumulate(Context&, int64_t n, const float* x, float* y);
 // y = x * mask * (1 / (1 - p)), and 0 for p = 1. Backward: dx = dy * mask / (1 - p).
 // p outside [0, 1] throws std::invalid_argument.
 void dropout_fwd(Context&, int64_t n, float p, uint64_t seed, uint64_t step, const float* x,
-                 float* y, uint8_t* mask);
+                 float* y, uint8_t* mask, int64_t offset = 0);  // offset: index of x[0] in the mask stream
 void dropout_bwd(Context&, int64_t n, float p, const float* dy, const uint8_t* mask, float* dx);
 // Mean softmax cross-entropy over rows: loss[0] = -mean_i log softmax(logits_i)[label_i];
 // probs = softmax(logits). Labels are i32 in [0, cols); an out-of-range label is a

@@ -852,6 +852,15 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
     case OpKind::log_softmax_bwd:
       // The ops ONNX import added (issue 17) have cpu kernels only so far.
       throw Error(ir::op_name(n.op), " has no cuda kernel yet; run this model with --device cpu");
+    case OpKind::allreduce:
+    case OpKind::reduce_scatter:
+    case OpKind::all_gather:
+    case OpKind::all_gather_into:
+    case OpKind::shard:
+      // Data parallelism runs on the cpu backend's collectives (MPI, threads) so far;
+      // NCCL for cuda ranks is not built yet.
+      throw Error(ir::op_name(n.op), ": data-parallel training on the cuda backend (NCCL) is not built yet; run it "
+                  "with --device cpu");
     case OpKind::kCount: DLMEM_CHECK(false, "invalid op kind");
   }
 }

@@ -307,14 +307,14 @@ float dropout_scale(float p) { return p < 1.f ? 1.f / (1.f - p) : 0.f; }
 }  // namespace
 
 void dropout_fwd(Context& ctx, int64_t n, float p, uint64_t seed, uint64_t step, const float* x,
-                 float* y, uint8_t* mask) {
+                 float* y, uint8_t* mask, int64_t offset) {
   check_dropout_p(p);
   enter(ctx);
   const uint64_t stream = dropout_stream(seed, step);
   const float s = dropout_scale(p);
 #pragma omp parallel for schedule(static) if (n >= kParallelMin / 8)
   for (int64_t i = 0; i < n; ++i) {
-    const bool keep = dropout_uniform(stream, i) >= p;
+    const bool keep = dropout_uniform(stream, offset + i) >= p;
     mask[i] = keep ? 1 : 0;
     y[i] = keep ? x[i] * s : 0.f;
   }

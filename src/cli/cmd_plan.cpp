@@ -100,7 +100,8 @@ int run(const PlanArgs& a) {
     pj["model"] = {{"name", a.model.model},         {"batch", a.model.batch},
                    {"image_size", a.model.image_size}, {"seq_len", a.model.seq_len},
                    {"num_classes", a.model.num_classes}, {"optimizer", a.model.optimizer},
-                   {"device", ses.profile_name()}, {"backend", ses.cuda() ? "cuda" : "cpu"}};
+                   {"device", ses.profile_name()}, {"backend", ses.cuda() ? "cuda" : "cpu"},
+                   {"ranks", a.model.ranks}, {"zero", a.model.zero}, {"link", a.model.link}};
     const std::string text = pj.dump(1);
     write_file_atomic(a.out, std::as_bytes(std::span<const char>(text.data(), text.size())));
   }
@@ -171,6 +172,7 @@ std::function<int()> add_plan(CLI::App& app) {
   auto* cmd = app.add_subcommand("plan", "plan a training step under a policy and a budget");
   auto a = std::make_shared<PlanArgs>();
   a->model.add(*cmd, 64);
+  a->model.add_parallel(*cmd);
   std::string policies;
   for (const auto& p : planners::policies()) policies += (policies.empty() ? "" : " | ") + p.name;
   cmd->add_option("--policy,-p", a->policy, policies + " (default: auto with --budget, else default)");

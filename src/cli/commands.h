@@ -21,7 +21,14 @@ struct ModelArgs {
   int64_t seq_len = 0;
   int64_t num_classes = 0;
   std::string optimizer = "sgd";
+  // Data parallelism for planning and simulating one rank (plan --ranks): the global
+  // batch splits over `ranks`; ZeRO stage; the interconnect ("": the device's).
+  int ranks = 1;
+  int zero = 0;
+  std::string link;
   void add(CLI::App& app, int64_t default_batch);
+  // plan's --ranks, --zero and --link.
+  void add_parallel(CLI::App& app);
   models::ModelConfig config(bool training = true) const;
   ir::Optimizer parsed_optimizer() const;
   // The session of a training graph with this optimizer (session/session.h, Note [Devices]).

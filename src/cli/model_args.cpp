@@ -1,4 +1,6 @@
 #include "cli/commands.h"
+
+#include "runtime/comm.h"
 #include "util/error.h"
 
 namespace dlmem::cli {
@@ -46,7 +48,28 @@ ir::Optimizer ModelArgs::parsed_optimizer() const {
 session::SessionOptions ModelArgs::session(const std::string& device, int threads) const {
   session::SessionOptions o{.model = model, .config = config(true), .device = device, .threads = threads};
   o.train.optimizer = parsed_optimizer();
+  o.link = link;
+  if (ranks < 1) throw Error("--ranks must be at least 1, got ", ranks);
+  if (zero < 0 || zero > 3) throw Error("--zero takes a ZeRO stage: 0, 1, 2 or 3; got ", zero);
+  if (zero && ranks == 1) throw Error("--zero ", zero, " shards over ranks: give --ranks N (N > 1)");
+  if (ranks > 1) {
+    if (batch % ranks != 0) throw Error("--batch ", batch, " does not split over ", ranks, " ranks; use a multiple of ", ranks);
+    o.config.batch = batch / ranks;
+    o.parallel = {.ranks = ranks, .rank = 0, .zero = zero};
+    o.comm = &runtime::planning_comm(ranks);
+  }
   return o;
+}
+
+void ModelArgs::add_parallel(CLI::App& app) {
+  app.add_option("--ranks", ranks,
+                 "plan one rank of a data-parallel run of this many ranks: --batch is the global batch (its share per "
+                 "rank), the gradients' collectives and ZeRO's shards are in the plan (docs/distributed.md)")
+      ->capture_default_str();
+  app.add_option("--zero", zero, "with --ranks: ZeRO stage 0..3")->capture_default_str();
+  app.add_option("--link", link,
+                 "with --ranks: the interconnect collectives are simulated on: nvlink-v100 | nvlink-a100 | nvlink-h100 | "
+                 "pcie-gen3 | ib-400 | ib-200 | ethernet-100 | ethernet-10 | shm (default: the --device's)");
 }
 
 }  // namespace dlmem::cli

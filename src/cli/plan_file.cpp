@@ -25,6 +25,9 @@ ModelArgs model_from_header(const nlohmann::json& j, const std::string& path) {
     a.seq_len = m.value("seq_len", int64_t{0});
     a.num_classes = m.value("num_classes", int64_t{0});
     a.optimizer = m.value("optimizer", std::string("sgd"));
+    a.ranks = m.value("ranks", 1);
+    a.zero = m.value("zero", 0);
+    a.link = m.value("link", std::string());
   } catch (const nlohmann::json::exception& e) {
     throw Error("plan '", path, "': bad \"model\" header (", e.what(), ")");
   }

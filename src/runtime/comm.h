@@ -60,6 +60,9 @@ std::unique_ptr<Communicator> make_mpi_comm(bool deterministic);
 // N communicators over shared memory, one per rank thread. A rank that fails calls
 // abort_all (via ThreadGroup), and the others' collectives then throw instead of waiting.
 std::vector<std::unique_ptr<Communicator>> make_thread_comms(int ranks);
+// A communicator for planning only (`dlmem plan --ranks N`): rank 0 of `ranks`, with
+// the thread transport's workspaces; its collectives throw. Lives as long as the process.
+Communicator& planning_comm(int ranks);
 // Makes every pending and later collective of a thread group throw dlmem::Error with
 // `why` (a rank failed); `c` is any communicator of the group.
 void abort_thread_group(Communicator& c, const std::string& why);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #include "runtime/comm.h"
@@ -123,7 +124,37 @@ class ThreadComm final : public Communicator {
   int rank_;
 };
 
+class PlanningComm final : public Communicator {
+ public:
+  explicit PlanningComm(int ranks) : ranks_(ranks) {}
+  int rank() const override { return 0; }
+  int size() const override { return ranks_; }
+  std::string name() const override { return "planning only"; }
+  int64_t workspace_floats(int64_t n) const override { return n; }
+  void allreduce_mean(const float*, float*, int64_t, float*) override { refuse(); }
+  void reduce_scatter_mean(const float*, float*, int64_t, float*) override { refuse(); }
+  void all_gather(const float*, float*, int64_t) override { refuse(); }
+  std::vector<double> gather_doubles(double) override { refuse(); }
+  void broadcast(void*, uint64_t, int) override { refuse(); }
+
+ private:
+  [[noreturn]] static void refuse() {
+    throw Error("this plan of a data-parallel rank was made to be planned and simulated, not run; train with "
+                "'dlmem train --data-parallel'");
+  }
+  int ranks_;
+};
+
 }  // namespace
+
+Communicator& planning_comm(int ranks) {
+  static std::mutex mu;
+  static std::map<int, std::unique_ptr<Communicator>> comms;
+  std::lock_guard lock(mu);
+  auto& c = comms[ranks];
+  if (!c) c = std::make_unique<PlanningComm>(ranks);
+  return *c;
+}
 
 std::vector<std::unique_ptr<Communicator>> make_thread_comms(int ranks) {
   if (ranks < 1) throw Error("a data-parallel run needs at least one rank, got ", ranks);

@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
     };
     int64_t lo = 1, hi = 2;
     if (!quick) {
-      while (hi <= 2048 && fits(hi)) lo = hi, hi *= 2;
+      while (hi <= 256 && fits(hi)) lo = hi, hi *= 2;  // up to 512 per rank: beyond, planning itself takes minutes
       while (hi - lo > 1) {
         const int64_t mid = (lo + hi) / 2;
         (fits(mid) ? lo : hi) = mid;

@@ -19,6 +19,7 @@
 #include "ir/graph.h"
 #include "ir/op.h"
 #include "runtime/backend.h"
+#include "runtime/comm.h"
 
 namespace dlmem {
 namespace {
@@ -48,6 +49,7 @@ std::map<OpKind, std::vector<OpCase>> cases() {
   c[OpKind::causal_mask] = {OpCase{{f32({3, 2, 13, 13})}}};
   c[OpKind::causal_mask_bwd] = {OpCase{{f32({3, 2, 13, 13})}}};
   c[OpKind::scale].front().attrs.alpha = 0.37;
+  c[OpKind::allreduce] = {OpCase{{f32(odd)}}};  // over one rank (the test's communicator): staged in its workspace
   for (OpKind k : {OpKind::relu_bwd, OpKind::relu6_bwd, OpKind::gelu_bwd, OpKind::tanh_bwd, OpKind::sigmoid_bwd,
                    OpKind::softmax_bwd})
     c[k] = {OpCase{{f32(odd), f32(odd)}}};
@@ -166,6 +168,8 @@ std::vector<Bytes> random_inputs(const ir::Graph& g, const ir::Node& n, const Op
 
 TEST(InplaceOps, EveryListedPairGivesTheSameBitsAsOutOfPlace) {
   auto be = runtime::make_cpu_backend({.threads = 2});
+  const auto comms = runtime::make_thread_comms(1);  // allreduce over one rank
+  be->set_communicator(comms[0].get());
   const auto all = cases();
   int checked = 0;
   for (int kind = 0; kind < ir::kNumOps; ++kind) {

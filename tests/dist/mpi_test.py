@@ -61,13 +61,15 @@ def main():
                     fail("%s: the MPI run's checkpoint differs from the thread ranks'" % name)
             print("ok  %-18s losses %s, per-rank peak %d B (counted = planned), checkpoints identical"
                   % (name, " ".join("%.6f" % x for x in m["losses"]), m["measured_peak"]))
-        # MPI's own reduction order: within rounding of the rank-order sums.
-        m = train(MPIRUN + base + ["--zero", "0"], model + " ZeRO 0 (MPI_Allreduce)")
-        t = train(base + ["--zero", "0", "--ranks", "2"], model + " ZeRO 0 (threads)")
-        worst = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(m["losses"], t["losses"]))
-        if worst > 1e-6:
-            fail("%s: MPI_Allreduce's losses differ from the rank-order sums by %g relative" % (model, worst))
-        print("ok  %-18s MPI_Allreduce within %.1e of rank order" % (model + " ZeRO 0", worst))
+        # MPI's own reduction order (MPI_Allreduce, MPI_Reduce_scatter): within rounding
+        # of the rank-order sums.
+        for zero, what in ((0, "MPI_Allreduce"), (2, "MPI_Reduce_scatter")):
+            m = train(MPIRUN + base + ["--zero", str(zero)], "%s ZeRO %d (%s)" % (model, zero, what))
+            t = train(base + ["--zero", str(zero), "--ranks", "2"], "%s ZeRO %d (threads)" % (model, zero))
+            worst = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(m["losses"], t["losses"]))
+            if worst > 1e-6:
+                fail("%s: %s's losses differ from the rank-order sums by %g relative" % (model, what, worst))
+            print("ok  %-18s %s within %.1e of rank order" % ("%s ZeRO %d" % (model, zero), what, worst))
 
     # A rank that dies: the job ends with an error, it does not hang.
     cmd = MPIRUN + [cli, "train", "--model", "lenet5", "--optimizer", "sgd", "--batch", "16", "--dataset", "synthetic",

@@ -101,3 +101,40 @@ TEST(SimulateCli, InconsistentPlanFileIsAUserError) {
 }
 
 }  // namespace
+
+// One rank of a data-parallel run, planned without running it: the shards are in the
+// plan, the file's header rebuilds the rank's graph for simulate and report, and the
+// collectives cost more on a slower interconnect.
+TEST(SimulateCli, PlanOneRankOfADataParallelRun) {
+  dlmem::test_util::TempDir dir;
+  const std::string plan = dir.file("rank.json");
+  CliRun one = run_cli("plan --model bert-tiny --batch 16 --device h100 --json");
+  ASSERT_EQ(one.code, 0) << one.out;
+  CliRun r = run_cli("plan --model bert-tiny --batch 128 --ranks 8 --zero 3 --device h100 --json --out " + plan);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const nlohmann::json single = nlohmann::json::parse(one.out), rank = nlohmann::json::parse(r.out);
+  // 128 over 8 ranks is the single run's 16 per rank; ZeRO 3 keeps about 1/8 of the weights.
+  const auto weights = [](const nlohmann::json& j) { return j.at("peak_by_role").at("weight").get<uint64_t>(); };
+  EXPECT_LE(weights(rank), weights(single) / 8 + 64 * 1024);
+  EXPECT_LT(rank.at("peak_device").get<uint64_t>(), single.at("peak_device").get<uint64_t>());
+  EXPECT_EQ(read_json(plan).at("model").at("ranks"), 8);
+
+  auto step = [&](const std::string& link) {
+    CliRun s = run_cli("simulate --plan " + plan + " --device h100 --json" + link);
+    EXPECT_EQ(s.code, 0) << s.out;
+    return nlohmann::json::parse(s.out).at("step_seconds").get<double>();
+  };
+  const double nvlink = step("");
+  r = run_cli("plan --model bert-tiny --batch 128 --ranks 8 --zero 3 --device h100 --link ethernet-10 --out " + plan);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_GT(step(""), 2 * nvlink);  // 1.25 GB/s instead of 450 GB/s each way
+
+  r = run_cli("report " + plan + " --device h100 --html " + dir.file("rank.html"));
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = run_cli("plan --model bert-tiny --batch 100 --ranks 8 --device h100");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("does not split over 8 ranks"), std::string::npos) << r.out;
+  r = run_cli("plan --model bert-tiny --batch 16 --zero 2 --device h100");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("give --ranks N"), std::string::npos) << r.out;
+}

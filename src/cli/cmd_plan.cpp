@@ -101,7 +101,8 @@ int run(const PlanArgs& a) {
                    {"image_size", a.model.image_size}, {"seq_len", a.model.seq_len},
                    {"num_classes", a.model.num_classes}, {"optimizer", a.model.optimizer},
                    {"device", ses.profile_name()}, {"backend", ses.cuda() ? "cuda" : "cpu"},
-                   {"ranks", a.model.ranks}, {"zero", a.model.zero}, {"link", a.model.link}};
+                   {"ranks", a.model.ranks}, {"zero", a.model.zero}, {"link", a.model.link},
+                   {"bucket_mib", a.model.bucket_mib}};
     const std::string text = pj.dump(1);
     write_file_atomic(a.out, std::as_bytes(std::span<const char>(text.data(), text.size())));
   }

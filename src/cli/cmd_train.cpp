@@ -272,6 +272,10 @@ std::function<int()> add_train(CLI::App& app) {
                   "with --data-parallel: ZeRO stage: 0 all-reduce gradients (DDP), 1 shard optimizer state, 2 also "
                   "gradients, 3 also weights (gathered before use)")
       ->capture_default_str();
+  cmd->add_option("--bucket-mb", c.bucket_mib,
+                  "with --data-parallel, ZeRO 0/1: gradients all-reduced in buckets of this many MiB, as DDP (0: one "
+                  "all-reduce per gradient)")
+      ->capture_default_str();
   cmd->add_flag("--deterministic-reduce", a->deterministic_reduce,
                 "with --data-parallel under mpirun: sum over ranks in rank order (bit-identical across runs and rank "
                 "transports; the thread ranks always do)");

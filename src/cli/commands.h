@@ -25,6 +25,7 @@ struct ModelArgs {
   // batch splits over `ranks`; ZeRO stage; the interconnect ("": the device's).
   int ranks = 1;
   int zero = 0;
+  double bucket_mib = 25;
   std::string link;
   void add(CLI::App& app, int64_t default_batch);
   // plan's --ranks, --zero and --link.

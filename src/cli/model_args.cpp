@@ -55,7 +55,8 @@ session::SessionOptions ModelArgs::session(const std::string& device, int thread
   if (ranks > 1) {
     if (batch % ranks != 0) throw Error("--batch ", batch, " does not split over ", ranks, " ranks; use a multiple of ", ranks);
     o.config.batch = batch / ranks;
-    o.parallel = {.ranks = ranks, .rank = 0, .zero = zero};
+    if (bucket_mib < 0) throw Error("--bucket-mb must be 0 (one all-reduce per gradient) or positive, got ", bucket_mib);
+    o.parallel = {.ranks = ranks, .rank = 0, .zero = zero, .bucket_bytes = static_cast<uint64_t>(bucket_mib * 1048576.0)};
     o.comm = &runtime::planning_comm(ranks);
   }
   return o;
@@ -67,6 +68,8 @@ void ModelArgs::add_parallel(CLI::App& app) {
                  "rank), the gradients' collectives and ZeRO's shards are in the plan (docs/distributed.md)")
       ->capture_default_str();
   app.add_option("--zero", zero, "with --ranks: ZeRO stage 0..3")->capture_default_str();
+  app.add_option("--bucket-mb", bucket_mib, "with --ranks, ZeRO 0/1: gradients all-reduced in buckets of this many MiB (0: one per gradient)")
+      ->capture_default_str();
   app.add_option("--link", link,
                  "with --ranks: the interconnect collectives are simulated on: nvlink-v100 | nvlink-a100 | nvlink-h100 | "
                  "pcie-gen3 | ib-400 | ib-200 | ethernet-100 | ethernet-10 | shm (default: the --device's)");

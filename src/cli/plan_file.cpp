@@ -28,6 +28,7 @@ ModelArgs model_from_header(const nlohmann::json& j, const std::string& path) {
     a.ranks = m.value("ranks", 1);
     a.zero = m.value("zero", 0);
     a.link = m.value("link", std::string());
+    a.bucket_mib = m.value("bucket_mib", 25.0);
   } catch (const nlohmann::json::exception& e) {
     throw Error("plan '", path, "': bad \"model\" header (", e.what(), ")");
   }

@@ -67,7 +67,33 @@ void make_data_parallel(Graph& g, const std::vector<ParamGrad>& params, const Da
     return g.node(g.add_node(op, name, a, std::move(ins), role, ph)).outputs;
   };
 
+  // ZeRO 0/1: final gradients waiting for their bucket's all-reduce (old ids).
+  std::vector<ValueId> bucket;
+  uint64_t bucket_bytes = 0;
+  auto flush = [&] {
+    if (bucket.empty()) return;
+    std::vector<ValueId> ins;
+    for (ValueId o : bucket) ins.push_back(map[static_cast<size_t>(o)]);
+    const std::string name = old.value(weight_of_grad[static_cast<size_t>(bucket.front())]).name +
+                             (bucket.size() > 1 ? "/grad_mean_bucket" : "/grad_mean");
+    const std::vector<ValueId> outs = add(OpKind::allreduce, name, comm, ins, Role::weight_gradient, Phase::backward);
+    for (size_t k = 0; k < bucket.size(); ++k) {
+      g.value(outs[k]).grad_of = map[static_cast<size_t>(weight_of_grad[static_cast<size_t>(bucket[k])])];
+      map[static_cast<size_t>(bucket[k])] = outs[k];
+    }
+    bucket.clear();
+    bucket_bytes = 0;
+  };
+  std::vector<bool> pending(nv, false);
+
   for (const Node& n : old.nodes()) {
+    // A node that reads a gradient still waiting for its bucket: reduce the bucket first.
+    for (ValueId v : n.inputs)
+      if (pending[static_cast<size_t>(v)]) {
+        flush();
+        std::fill(pending.begin(), pending.end(), false);
+        break;
+      }
     const bool update = is_update(n.op) && param[static_cast<size_t>(n.inputs[0])];
     std::vector<ValueId> ins;
     for (size_t i = 0; i < n.inputs.size(); ++i) {
@@ -106,27 +132,36 @@ void make_data_parallel(Graph& g, const std::vector<ParamGrad>& params, const Da
     }
     const NodeId id = g.add_node(n.op, n.name, attrs, ins, Role::activation, n.phase);
     node_map[static_cast<size_t>(n.id)] = id;
-    Node& nn = g.node(id);
-    nn.forward_of = n.forward_of == kNoNode ? kNoNode : node_map[static_cast<size_t>(n.forward_of)];
+    g.node(id).forward_of = n.forward_of == kNoNode ? kNoNode : node_map[static_cast<size_t>(n.forward_of)];
+    const std::vector<ValueId> outs = g.node(id).outputs;  // a copy: adding nodes below moves the graph's
     for (size_t k = 0; k < n.outputs.size(); ++k) {
       const Value& o = old.value(n.outputs[k]);
-      Value& x = g.value(nn.outputs[k]);
-      x.role = o.role;
-      x.grad_of = o.grad_of == kNoValue ? kNoValue : map[static_cast<size_t>(o.grad_of)];
-      map[static_cast<size_t>(o.id)] = x.id;
-      // A final weight gradient: its collective right away (DDP starts it as soon as the
-      // gradient is ready), and the update reads the result.
+      const ValueId xid = outs[k];
+      g.value(xid).role = o.role;
+      g.value(xid).grad_of = o.grad_of == kNoValue ? kNoValue : map[static_cast<size_t>(o.grad_of)];
+      map[static_cast<size_t>(o.id)] = xid;
+      // A final weight gradient: its collective as soon as the backward has made it (in a
+      // bucket for ZeRO 0/1), and the update reads the result.
       const ValueId w = weight_of_grad[static_cast<size_t>(o.id)];
       if (w == kNoValue) continue;
       const std::string& wname = old.value(w).name;
-      const ValueId r = dp.zero <= 1
-                            ? add(OpKind::allreduce, wname + "/grad_mean", comm, {x.id}, Role::weight_gradient, Phase::backward)[0]
-                            : add(OpKind::reduce_scatter, wname + "/grad_shard", comm, {x.id}, Role::weight_gradient,
-                                  Phase::backward)[0];
+      if (dp.zero <= 1) {
+        bucket.push_back(o.id);
+        pending[static_cast<size_t>(o.id)] = true;
+        bucket_bytes += o.type.bytes();
+        if (bucket_bytes >= dp.bucket_bytes) {
+          flush();
+          std::fill(pending.begin(), pending.end(), false);
+        }
+        continue;
+      }
+      const ValueId r = add(OpKind::reduce_scatter, wname + "/grad_shard", comm, {xid}, Role::weight_gradient,
+                            Phase::backward)[0];
       g.value(r).grad_of = map[static_cast<size_t>(w)];
       map[static_cast<size_t>(o.id)] = r;
     }
   }
+  flush();
   g.loss = map[static_cast<size_t>(old.loss)];
   for (ValueId o : old.outputs) g.outputs.push_back(map[static_cast<size_t>(o)]);
   g.verify();

@@ -8,8 +8,9 @@
 //
 // Note [Data parallelism]: each rank runs the model on its shard of every global batch
 // (batch / ranks samples) and the ranks keep the same weights:
-//  - ZeRO 0 (DDP): each final weight gradient is all-reduced (the mean over ranks) as
-//    soon as the backward produces it; every rank updates every weight.
+//  - ZeRO 0 (DDP): each final weight gradient is all-reduced (the mean over ranks), in
+//    buckets of DataParallel::bucket_bytes as the backward produces them; every rank
+//    updates every weight.
 //  - ZeRO 1: as 0, but each rank keeps optimizer state for its shard of each weight only
 //    (Note [Shards], runtime/comm.h); it updates that shard and all-gathers the weight.
 //  - ZeRO 2: the gradient is reduce-scattered instead, so a rank holds only its shard
@@ -37,6 +38,10 @@ struct DataParallel {
   int ranks = 1;  // 1: a single process (the graph is left alone)
   int rank = 0;
   int zero = 0;   // ZeRO stage, 0..3
+  // ZeRO 0 and 1: gradients are all-reduced in buckets of at least this many bytes, as
+  // DDP does (its default: 25 MiB), each bucket one collective once its last gradient is
+  // made (or before anything reads one of them); 0: one collective per gradient.
+  uint64_t bucket_bytes = 25ull << 20;
 };
 
 // Rewrites `g`, the training graph build_training_graph made (with its `params`), into

@@ -10,10 +10,12 @@ double roofline_seconds(const ir::Graph& g, const ir::Node& n, const DeviceProfi
   const ir::OpDef& def = ir::op_def(n.op);
   if (def.view) return 0;
   if (def.comm_factor) {
-    // A ring collective of the whole tensor (the larger of its input and output).
-    uint64_t bytes = 0;
-    for (const ir::TensorType* t : ir::input_types(g, n)) bytes = std::max(bytes, t->bytes());
-    for (const ir::TensorType* t : ir::output_types(g, n)) bytes = std::max(bytes, t->bytes());
+    // A ring collective of the whole tensors (the larger of its inputs' and outputs'
+    // total: a shard in, the tensor out, or a bucket of tensors).
+    uint64_t in = 0, out = 0;
+    for (const ir::TensorType* t : ir::input_types(g, n)) in += t->bytes();
+    for (const ir::TensorType* t : ir::output_types(g, n)) out += t->bytes();
+    const uint64_t bytes = std::max(in, out);
     const double factor = def.comm_factor(n);
     const LinkProfile l = link.bandwidth > 0 ? link : link_profile("shm");
     return d.launch_seconds + factor * static_cast<double>(n.attrs.ranks) * l.latency +

@@ -68,7 +68,8 @@ session::SessionOptions session_options(const TrainConfig& c, bool training) {
       throw Error("--batch ", c.batch, " does not split over ", c.comm->size(), " ranks; use a multiple of ",
                   c.comm->size());
     o.config.batch = c.batch / c.comm->size();
-    o.parallel = {.ranks = c.comm->size(), .rank = c.comm->rank(), .zero = c.zero};
+    o.parallel = {.ranks = c.comm->size(), .rank = c.comm->rank(), .zero = c.zero,
+                  .bucket_bytes = static_cast<uint64_t>(c.bucket_mib * 1048576.0)};
     o.comm = c.comm;
   }
   return o;

@@ -62,6 +62,7 @@ struct TrainConfig {
   // and checkpoints are the whole run's. Every rank must make the same calls.
   runtime::Communicator* comm = nullptr;
   int zero = 0;      // ZeRO stage 0..3
+  double bucket_mib = 25;  // ZeRO 0/1: gradients all-reduced in buckets of this many MiB (0: per tensor)
   std::string link;  // the interconnect the plan's collectives are simulated on ("": the device's)
 };
 

@@ -130,6 +130,14 @@ TEST_P(ZeroStages, EveryStageTrainsAlikeAndCutsWhatItPromises) {
       EXPECT_EQ(k.measured_roles, k.planned_roles);
     }
   }
+  // Gradients all-reduced one by one instead of in buckets: the same element-wise sums,
+  // the same bits.
+  TrainConfig per_tensor = c;
+  per_tensor.bucket_mib = 0;
+  const std::vector<RankRun> unbucketed = train_ranks(per_tensor, 2, 0, steps);
+  EXPECT_EQ(unbucketed[0].losses, runs[0][0].losses);
+  EXPECT_EQ(unbucketed[0].state, runs[0][0].state);
+  EXPECT_EQ(unbucketed[0].measured, unbucketed[0].planned);
   // ZeRO 1 halves the optimizer state (2 ranks; shards round up), ZeRO 3 the trainable
   // weights, ZeRO 2 holds less weight gradient at the peak than ZeRO 1.
   const auto state0 = role(runs[0][0].measured_roles, ir::Role::optimizer_state);

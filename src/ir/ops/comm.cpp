@@ -23,11 +23,16 @@ void check_f32(const Node& n, const TensorType& t) {
   if (t.dtype != DType::f32) fail(n, "collectives move f32 tensors, got ", t.str());
 }
 
-// allreduce(x) -> mean over ranks of x
+// allreduce(x_1, ..., x_k) -> the mean over ranks of each (k > 1: a bucket of
+// gradients reduced in one collective, as DDP's buckets)
 std::vector<TensorType> infer_allreduce(const Node& n, TypeList in) {
-  check_f32(n, *in[0]);
+  std::vector<TensorType> out;
+  for (const TensorType* t : in) {
+    check_f32(n, *t);
+    out.push_back(*t);
+  }
   shard_of(n, in[0]->numel());
-  return {*in[0]};
+  return out;
 }
 // reduce_scatter(x) -> [s]: this rank's shard of the mean; shard(x) -> [s]: its own slice
 std::vector<TensorType> infer_to_shard(const Node& n, TypeList in) {
@@ -59,7 +64,7 @@ double ring_half(const Node& n) { return static_cast<double>(n.attrs.ranks - 1) 
 
 void register_comm(Registry& r) {
   r[static_cast<size_t>(OpKind::allreduce)] =
-      OpDef{.name = "allreduce", .infer = infer_allreduce, .inplace = {{0, 0}}, .recomputable = false,
+      OpDef{.name = "allreduce", .max_inputs = -1, .infer = infer_allreduce, .inplace = {{0, 0}}, .recomputable = false,
             .comm_factor = ring_allreduce};
   r[static_cast<size_t>(OpKind::reduce_scatter)] =
       OpDef{.name = "reduce_scatter", .infer = infer_to_shard, .recomputable = false, .comm_factor = ring_half};

@@ -105,6 +105,12 @@ uint64_t CpuBackend::workspace_bytes(const ir::Graph& g, const ir::Node& n) {
       return cpu::reduce_sum_scratch_bytes(ctx_, static_cast<int>(x.size()), x.data(), y.data());
     }
     case OpKind::allreduce:
+      if (n.inputs.size() > 1) {  // a bucket: packed, reduced at once, unpacked
+        int64_t total = 0;
+        for (ir::ValueId v : n.inputs) total += g.value(v).type.numel();
+        return static_cast<uint64_t>(total + comm().workspace_floats(total)) * sizeof(float);
+      }
+      return static_cast<uint64_t>(comm().workspace_floats(g.value(n.inputs[0]).type.numel())) * sizeof(float);
     case OpKind::reduce_scatter:
       return static_cast<uint64_t>(comm().workspace_floats(g.value(n.inputs[0]).type.numel())) * sizeof(float);
     default: return 0;
@@ -316,9 +322,29 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
                          static_cast<float*>(a.inputs[2]), static_cast<float*>(a.inputs[3]));
         break;
       // Data parallelism (runtime/comm.h): the collectives on this rank's buffers.
-      case OpKind::allreduce:
-        comm().allreduce_mean(in(0), out(0), numel(x0), static_cast<float*>(a.workspace));
+      case OpKind::allreduce: {
+        if (n.inputs.size() == 1) {
+          comm().allreduce_mean(in(0), out(0), numel(x0), static_cast<float*>(a.workspace));
+          break;
+        }
+        // A bucket: one collective over the packed gradients (the same element-wise
+        // rank-order sums, so the same bits as one collective per tensor).
+        float* packed = static_cast<float*>(a.workspace);
+        int64_t total = 0;
+        for (size_t i = 0; i < n.inputs.size(); ++i) {
+          const int64_t k = numel(shape(n.inputs[i]));
+          std::copy(in(i), in(i) + k, packed + total);
+          total += k;
+        }
+        comm().allreduce_mean(packed, packed, total, packed + total);
+        total = 0;
+        for (size_t i = 0; i < n.outputs.size(); ++i) {
+          const int64_t k = numel(shape(n.outputs[i]));
+          std::copy(packed + total, packed + total + k, out(i));
+          total += k;
+        }
         break;
+      }
       case OpKind::reduce_scatter:
         comm().reduce_scatter_mean(in(0), out(0), numel(x0), static_cast<float*>(a.workspace));
         break;

@@ -25,7 +25,7 @@ cmake --build "$build" -j 2 > "$build/build.log" 2>&1 || { tail -50 "$build/buil
 
 seed() { mkdir -p "$build/seeds/$1"; }
 rm -rf "$build/seeds"
-seed onnx_import; seed checkpoint; seed dlmz; seed profile; seed place_csv; seed idx
+seed onnx_import; seed checkpoint; seed dlmz; seed profile; seed place_csv; seed idx; seed remat_graph
 cp "$src"/tests/data/onnx/*.onnx "$build/seeds/onnx_import/"
 for f in "$src"/tests/data/onnx/*/input_0.pb; do cp "$f" "$build/seeds/onnx_import/$(basename "$(dirname "$f")")_input.pb"; done
 node=/usr/share/libonnx-testdata/data/node
@@ -38,7 +38,7 @@ if [[ -d "$node" ]]; then
   done
 fi
 # fuzz/seeds/TARGET: hand-written seeds and regress-*: inputs that once crashed a target.
-for t in onnx_import checkpoint dlmz profile place_csv idx; do
+for t in onnx_import checkpoint dlmz profile place_csv idx remat_graph; do
   [[ -d "$src/fuzz/seeds/$t" ]] && cp "$src/fuzz/seeds/$t"/* "$build/seeds/$t/"
 done
 if [[ -n "$cli" && -x "$cli" ]]; then
@@ -52,7 +52,7 @@ for d in checkpoint dlmz; do  # something to mutate when no CLI wrote seeds
 done
 
 status=0
-for t in onnx_import checkpoint dlmz profile place_csv idx; do
+for t in onnx_import checkpoint dlmz profile place_csv idx remat_graph; do
   mkdir -p "$build/$t/corpus"
   echo "fuzz.sh: $t for ${secs}s"
   if ! (cd "$build/$t" && "$build/${t}_fuzzer" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=2048 \

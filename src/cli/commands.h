@@ -71,5 +71,6 @@ std::function<int()> add_simulate(CLI::App& app);
 std::function<int()> add_calibrate(CLI::App& app);
 std::function<int()> add_place(CLI::App& app);
 std::function<int()> add_report(CLI::App& app);
+std::function<int()> add_remat(CLI::App& app);
 
 }  // namespace dlmem::cli

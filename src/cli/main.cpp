@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add(dlmem::cli::add_calibrate);
   add(dlmem::cli::add_place);
   add(dlmem::cli::add_report);
+  add(dlmem::cli::add_remat);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

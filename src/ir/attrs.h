@@ -46,6 +46,8 @@ struct Attrs {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double weight_decay = 0.0;
+  // external nodes (ir/ops/external.cpp): the given cost of one execution
+  double cost = 0.0;
 };
 
 }  // namespace dlmem::ir

@@ -21,6 +21,7 @@ const ops::Registry& registry() {
     ops::register_shape(reg);
     ops::register_optim(reg);
     ops::register_comm(reg);
+    ops::register_external(reg);
     for (int i = 0; i < kNumOps; ++i)
       DLMEM_CHECK(!reg[static_cast<size_t>(i)].name.empty() && reg[static_cast<size_t>(i)].infer,
                   "op kind ", i, " is not registered");

@@ -42,6 +42,8 @@ enum class OpKind : uint16_t {
   sgd_update, adam_update,
   // data parallelism (ir/parallel.h): collectives over the ranks, and a rank's slice
   allreduce, reduce_scatter, all_gather, all_gather_into, shard,
+  // a node of an external graph (`dlmem remat`): a given cost and output size, no kernel
+  external,
   kCount
 };
 inline constexpr int kNumOps = static_cast<int>(OpKind::kCount);

@@ -46,5 +46,6 @@ void register_loss(Registry&);
 void register_shape(Registry&);
 void register_optim(Registry&);
 void register_comm(Registry&);
+void register_external(Registry&);
 
 }  // namespace dlmem::ir::ops

@@ -43,6 +43,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <chrono>
 #include <sstream>
 #include <string>
 
@@ -556,12 +557,35 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
   cm.lp().load(si);
   si.messageHandler()->setLogLevel(0);
   si.setHintParam(OsiDoReducePrint, true, OsiHintTry);
+  // CBC checks its -sec limit between nodes, not inside the root's LP, which on a
+  // graph of a few hundred nodes can run for minutes. So the root LP is solved here
+  // first under Clp's own wall-clock limit; CBC then starts from its basis.
+  const auto solve_start = std::chrono::steady_clock::now();
+  si.getModelPtr()->setMaximumWallSeconds(time_limit_s);
+  si.initialSolve();
+  const double root_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - solve_start).count();
+  const bool root_done = si.isProvenOptimal() || si.isProvenPrimalInfeasible();
+  std::string shape = std::to_string(cm.lp().num_integers()) + " binaries, " + std::to_string(cm.lp().num_rows()) +
+                      " rows, " + std::to_string(cm.num_stages()) + " stages";
+  if (coarse) shape = "coarsened: " + shape;
+  if (!root_done) {
+    const std::string why = "the time limit (" + fmt(time_limit_s) + " s) ended the root LP relaxation before CBC could branch";
+    if (!g0)
+      throw OutOfMemory("recompute:milp: ", why, " (", shape, "); allow it more time (--time-limit), or use recompute:greedy");
+    Plan p = emit_plan(pb, *g0);
+    p.stats.solver_objective = evaluate(pb, *g0).extra_flops;
+    p.stats.solver_bound = 0;
+    p.stats.solver_status = why + "; recompute:greedy's schedule kept (" + shape + ")";
+    return p;
+  }
   CbcModel model(si);
   model.setLogLevel(0);
   model.messageHandler()->setLogLevel(0);
   CbcMain0(model);
   model.setLogLevel(0);
   model.messageHandler()->setLogLevel(0);
+  if (auto* clp = dynamic_cast<OsiClpSolverInterface*>(model.solver()))
+    clp->getModelPtr()->setMaximumWallSeconds(std::max(1.0, time_limit_s - root_s));
   if (!start.empty()) {
     // CbcMain1 takes a start by column name (its "mipstart"), integers only.
     std::vector<std::pair<std::string, double>> mip;
@@ -569,14 +593,11 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
       if (si.isInteger(c)) mip.emplace_back(si.getColName(c), start[static_cast<size_t>(c)]);
     model.setMIPStart(mip);
   }
-  const std::string seconds = std::to_string(time_limit_s);
+  const std::string seconds = std::to_string(std::max(1.0, time_limit_s - root_s));
   const char* argv[] = {"dlmem", "-log", "0", "-slog", "0", "-timeMode", "elapsed", "-sec", seconds.c_str(), "-solve", "-quit"};
   CbcMain1(static_cast<int>(std::size(argv)), argv, model);
 
   const double* x = model.bestSolution();
-  std::string shape = std::to_string(cm.lp().num_integers()) + " binaries, " + std::to_string(cm.lp().num_rows()) +
-                      " rows, " + std::to_string(cm.num_stages()) + " stages";
-  if (coarse) shape = "coarsened: " + shape;
   // CBC's verdicts hold only when it finished (status 0); stopped at the time limit
   // it proves nothing, and the warm start, when there is one, is a schedule within the
   // budget that it did not improve on.

@@ -357,6 +357,8 @@ void CpuBackend::run(const ir::Graph& g, const ir::Node& n, const KernelArgs& a)
         std::fill(out(0) + (hi - lo), out(0) + s, 0.f);
         break;
       }
+      case OpKind::external:
+        throw Error("node '", n.name, "' is a node of an external graph (dlmem remat): it has a cost and a size, no kernel");
       case OpKind::kCount: DLMEM_CHECK(false, "invalid op kind");
     }
   } catch (const std::invalid_argument& e) {

@@ -861,6 +861,8 @@ void CudaBackend::run_node(const ir::Graph& g, const ir::Node& n, const KernelAr
       // NCCL for cuda ranks is not built yet.
       throw Error(ir::op_name(n.op), ": data-parallel training on the cuda backend (NCCL) is not built yet; run it "
                   "with --device cpu");
+    case OpKind::external:
+      throw Error("node '", n.name, "' is a node of an external graph (dlmem remat): it has a cost and a size, no kernel");
     case OpKind::kCount: DLMEM_CHECK(false, "invalid op kind");
   }
 }

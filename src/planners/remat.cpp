@@ -1,0 +1,70 @@
+#include "planners/remat.h"
+
+#include <chrono>
+
+#include "analysis/liveness.h"
+#include "analysis/memory.h"
+#include "planners/registry.h"
+#include "sim/cost_model.h"
+#include "sim/device_profile.h"
+#include "util/error.h"
+
+namespace dlmem::planners {
+
+RematResult solve_remat(const ir::Graph& g, const RematRequest& req) {
+  const std::string name = req.policy.starts_with("recompute:") ? req.policy : "recompute:" + req.policy;
+  if (!req.policy.starts_with("recompute:") && !req.policy.empty() && req.policy.find(':') != std::string::npos)
+    throw Error("remat: policy '", req.policy, "' does not recompute; use sqrt, chain, milp or greedy");
+  const Policy* policy = nullptr;
+  try {
+    policy = &find_policy(name);
+  } catch (const Error&) {
+    throw Error("remat: unknown policy '", req.policy, "'; use sqrt, chain, milp or greedy");
+  }
+  if (req.budget_bytes == 0 && !(req.budget_fraction > 0 && req.budget_fraction <= 1))
+    throw Error("remat: --budget must be a fraction in (0, 1] of the topological order's peak (0.8), or bytes, got ",
+                req.budget_fraction);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const analysis::Liveness live = analysis::compute_liveness(g, analysis::default_schedule(g));
+  Plan plain = make_default_plan(g, live);
+  compute_lifetimes(plain);
+  compute_stats(g, plain);
+
+  RematResult r;
+  r.policy = name;
+  r.topo_peak = plain.stats.peak_device;
+  r.base_cost = plain.stats.flops;
+  r.budget = req.budget_bytes ? req.budget_bytes
+                              : static_cast<uint64_t>(static_cast<double>(r.topo_peak) * req.budget_fraction);
+  const sim::CostModel cm = sim::roofline_cost_model(g, sim::device_profile("host"));
+  const PlanOptions opts{.time_limit_s = req.time_limit_s};
+  const PlanContext ctx{.graph = g, .live = live, .cost = cm, .budget = 0, .target = r.budget, .options = opts,
+                        .policy = policy->name};
+  Plan p = run_pipeline(ctx, policy->passes);
+  compute_lifetimes(p);
+  compute_stats(g, p);
+  validate(g, p);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.peak = p.stats.peak_device;
+  if (r.peak > r.budget)
+    throw OutOfMemory("remat: ", name, " keeps ", r.peak, " bytes live, above the budget of ", r.budget, " bytes")
+        .reach(r.peak);
+  r.lower_bound = analysis::memory_report(g, live).lower_bound;
+  r.cost = p.stats.flops;
+  r.extra_cost_pct = r.base_cost > 0 ? 100 * (r.cost - r.base_cost) / r.base_cost : 0;
+  for (const Instr& in : p.program) r.computations += in.kind == InstrKind::compute ? 1 : 0;
+  if (p.stats.solver_status.empty()) {
+    r.status = "heuristic";
+  } else {
+    r.status = p.stats.solver_status;
+    r.objective = p.stats.solver_objective;
+    r.bound = p.stats.solver_bound;
+    r.optimal = r.status.starts_with("optimal");
+    r.gap_pct = r.optimal || r.objective <= 0 ? 0 : 100 * (r.objective - r.bound) / r.objective;
+  }
+  r.plan = std::move(p);
+  return r;
+}
+
+}  // namespace dlmem::planners

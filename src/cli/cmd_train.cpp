@@ -82,13 +82,23 @@ int run_ranks(const TrainArgs& a, train::TrainConfig c) {
     return train_rank(a, c, true);
   }
   if (a.zero < 0 || a.zero > 3) throw Error("--zero takes a ZeRO stage: 0, 1, 2 or 3; got ", a.zero);
+  if (c.bucket_mib < 0) throw Error("--bucket-mb must be 0 (one all-reduce per gradient) or positive, got ", c.bucket_mib);
   c.zero = a.zero;
   if (!a.export_onnx.empty()) throw Error("--export is not built for --data-parallel yet; export from a checkpoint's run");
   if (runtime::launched_by_mpirun()) {
     if (a.ranks) throw Error("--ranks is for ranks as threads of one process; under mpirun the ranks are its -np");
     const std::unique_ptr<runtime::Communicator> comm = runtime::make_mpi_comm(a.deterministic_reduce);
     c.comm = comm.get();
-    return train_rank(a, c, comm->rank() == 0);
+    if (comm->size() == 1) return train_rank(a, c, true);
+    // A rank that fails ends the job: the others would wait for it in their next
+    // collective (and its own MPI_Finalize would wait for them) for ever.
+    try {
+      return train_rank(a, c, comm->rank() == 0);
+    } catch (const std::exception& e) {
+      runtime::abort_mpi_job("dlmem: error: rank " + std::to_string(comm->rank()) + " of " + std::to_string(comm->size()) +
+                                 ": " + e.what() + " (the other ranks were stopped)",
+                             2);
+    }
   }
   if (a.ranks < 1)
     throw Error("--data-parallel outside mpirun runs its ranks as threads of this process: give --ranks N, or launch "

@@ -36,8 +36,9 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string name() const = 0;  // "mpi", "threads"
-  // Scratch floats a collective over n elements needs (planned as the op's workspace).
-  virtual int64_t workspace_floats(int64_t n) const = 0;
+  // Scratch floats a collective over n elements needs (planned as the op's workspace):
+  // all-reduce, or reduce-scatter when `scatter`.
+  virtual int64_t workspace_floats(int64_t n, bool scatter) const = 0;
   // y[i] = mean over ranks of x[i], i < n (x == y allowed).
   virtual void allreduce_mean(const float* x, float* y, int64_t n, float* ws) = 0;
   // y[0, s) = mean over ranks of this rank's shard of x (n elements), zero-padded.
@@ -50,6 +51,10 @@ class Communicator {
   virtual void broadcast(void* data, uint64_t bytes, int root) = 0;
 };
 
+// Under mpirun: ends every rank of the job with `code` (MPI_Abort), after `why` went to
+// stderr -- a rank that fails must not leave the others waiting in a collective (or in
+// MPI_Finalize, which waits for every rank). Without MPI: std::exit.
+[[noreturn]] void abort_mpi_job(const std::string& why, int code);
 // The transports this build has: "threads", and "mpi" when built with Open MPI.
 bool have_mpi();
 // Under mpirun (OMPI_COMM_WORLD_SIZE or PMI_SIZE in the environment).

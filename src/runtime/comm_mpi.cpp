@@ -2,6 +2,7 @@
 // INT_MAX elements go in pieces (MPI counts are int).
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -22,6 +23,10 @@ bool launched_by_mpirun() {
 #ifndef DLMEM_MPI
 
 bool have_mpi() { return false; }
+void abort_mpi_job(const std::string& why, int code) {
+  std::fprintf(stderr, "%s\n", why.c_str());
+  std::exit(code);
+}
 std::unique_ptr<Communicator> make_mpi_comm(bool) {
   throw Error("this dlmem was built without MPI: install libopenmpi-dev (scripts/install-deps.sh) and rebuild, or run "
               "the ranks as threads of one process with --ranks N");
@@ -30,6 +35,16 @@ std::unique_ptr<Communicator> make_mpi_comm(bool) {
 #else
 
 bool have_mpi() { return true; }
+
+void abort_mpi_job(const std::string& why, int code) {
+  std::fprintf(stderr, "%s\n", why.c_str());
+  std::fflush(stderr);
+  int init = 0, done = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&done);
+  if (init && !done) MPI_Abort(MPI_COMM_WORLD, code);
+  std::exit(code);
+}
 
 namespace {
 
@@ -65,7 +80,7 @@ class MpiComm final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string name() const override { return deterministic_ ? "mpi (deterministic reduce)" : "mpi"; }
-  int64_t workspace_floats(int64_t n) const override {
+  int64_t workspace_floats(int64_t n, bool) const override {
     return deterministic_ ? shard_size(n, size_) * size_ : 0;
   }
 

@@ -56,7 +56,9 @@ class ThreadComm final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return g_->ranks; }
   std::string name() const override { return "threads"; }
-  int64_t workspace_floats(int64_t n) const override { return n; }
+  // All-reduce sums into its workspace (y may be x, which the others still read);
+  // reduce-scatter writes its own shard straight into y.
+  int64_t workspace_floats(int64_t n, bool scatter) const override { return scatter ? 0 : n; }
   Group& group() { return *g_; }
 
   void allreduce_mean(const float* x, float* y, int64_t n, float* ws) override {
@@ -130,7 +132,7 @@ class PlanningComm final : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return ranks_; }
   std::string name() const override { return "planning only"; }
-  int64_t workspace_floats(int64_t n) const override { return n; }
+  int64_t workspace_floats(int64_t n, bool scatter) const override { return scatter ? 0 : n; }  // the threads'
   void allreduce_mean(const float*, float*, int64_t, float*) override { refuse(); }
   void reduce_scatter_mean(const float*, float*, int64_t, float*) override { refuse(); }
   void all_gather(const float*, float*, int64_t) override { refuse(); }

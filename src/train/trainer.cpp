@@ -67,6 +67,8 @@ session::SessionOptions session_options(const TrainConfig& c, bool training) {
     if (c.batch % c.comm->size() != 0)
       throw Error("--batch ", c.batch, " does not split over ", c.comm->size(), " ranks; use a multiple of ",
                   c.comm->size());
+    if (!(c.bucket_mib >= 0))
+      throw Error("--bucket-mb must be 0 (one all-reduce per gradient) or positive, got ", c.bucket_mib);
     o.config.batch = c.batch / c.comm->size();
     o.parallel = {.ranks = c.comm->size(), .rank = c.comm->rank(), .zero = c.zero,
                   .bucket_bytes = static_cast<uint64_t>(c.bucket_mib * 1048576.0)};

@@ -53,7 +53,10 @@ def main():
                 fail("%s: not an MPI run of 2 ranks: %s" % (name, m["data_parallel"]))
             if m["losses"] != t["losses"]:
                 fail("%s: losses over MPI %s differ from the thread ranks' %s" % (name, m["losses"], t["losses"]))
-            if m["measured_peak"] != m["planned_peak"] or m["planned_peak"] != t["planned_peak"]:
+            # The plans differ only by the deterministic reduce-scatter's staging (ZeRO 2, 3:
+            # MPI gathers every rank's part of its shard first; threads read them in place).
+            same_plan = m["planned_peak"] == t["planned_peak"] if zero < 2 else m["planned_peak"] >= t["planned_peak"]
+            if m["measured_peak"] != m["planned_peak"] or not same_plan:
                 fail("%s: peaks: MPI measured %d planned %d, threads planned %d"
                      % (name, m["measured_peak"], m["planned_peak"], t["planned_peak"]))
             with open(ck_mpi, "rb") as f, open(ck_thr, "rb") as g:
@@ -98,6 +101,24 @@ def main():
         fail("a rank was killed and the job exited 0")
     print("ok  a killed rank ends the job in %.1f s (exit %d): %s"
           % (time.time() - t0, job.returncode, " ".join(err.split())[:160]))
+
+    # A rank that fails with an error (rank 1 cannot read its --resume file; rank 0 is
+    # already waiting in its first collective): the job ends with that error, exit 2.
+    base = [cli, "train", "--model", "lenet5", "--batch", "16", "--dataset", "synthetic", "--epochs", "1",
+            "--steps", "20", "--no-eval", "--threads", "1", "--data-parallel"]
+    missing = os.path.join(out, "missing.ckpt")
+    cmd = MPIRUN[:-2] + ["-np", "1"] + base + [":", "-np", "1"] + base + ["--resume", missing]
+    t0 = time.time()
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        fail("rank 1 failed and the job still ran 120 s later (hang)")
+    if r.returncode != 2:
+        fail("a failing rank: the job exited %d, not 2:\n%s" % (r.returncode, r.stderr[-2000:]))
+    if "rank 1 of 2" not in r.stderr or "missing.ckpt" not in r.stderr:
+        fail("a failing rank: its error is not reported:\n%s" % r.stderr[-2000:])
+    print("ok  a failing rank ends the job in %.1f s with its error: %s"
+          % (time.time() - t0, [l for l in r.stderr.splitlines() if "rank 1 of 2" in l][0][:160]))
 
 
 if __name__ == "__main__":

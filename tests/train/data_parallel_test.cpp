@@ -22,6 +22,7 @@ struct RankRun {
   std::map<std::string, std::vector<float>> state;
   uint64_t planned = 0, measured = 0;
   analysis::RoleBytes planned_roles{}, measured_roles{};
+  int buckets = 0;  // all-reduces of more than one gradient
 };
 
 TrainConfig config(const std::string& model, const std::string& optimizer) {
@@ -58,6 +59,7 @@ std::vector<RankRun> train_ranks(TrainConfig c, int ranks, int zero, int steps) 
         o.measured = res.peak_device;
         o.planned_roles = t.plan().stats.peak_by_role;
         o.measured_roles = t.executor().stats().peak_by_role;
+        for (const ir::Node& n : t.graph().nodes()) o.buckets += n.op == ir::OpKind::allreduce && n.inputs.size() > 1;
       } catch (...) {
         errors[static_cast<size_t>(r)] = std::current_exception();
         runtime::abort_thread_group(*cr.comm, "rank " + std::to_string(r) + " failed");
@@ -138,6 +140,16 @@ TEST_P(ZeroStages, EveryStageTrainsAlikeAndCutsWhatItPromises) {
   EXPECT_EQ(unbucketed[0].losses, runs[0][0].losses);
   EXPECT_EQ(unbucketed[0].state, runs[0][0].state);
   EXPECT_EQ(unbucketed[0].measured, unbucketed[0].planned);
+  EXPECT_EQ(unbucketed[0].buckets, 0);
+  // Small buckets (50 KiB): several per step, flushed when full and before a reader,
+  // the same bits again.
+  TrainConfig small = c;
+  small.bucket_mib = 0.05;
+  const std::vector<RankRun> small_buckets = train_ranks(small, 2, 0, steps);
+  EXPECT_GT(small_buckets[0].buckets, runs[0][0].buckets);
+  EXPECT_EQ(small_buckets[0].losses, runs[0][0].losses);
+  EXPECT_EQ(small_buckets[0].state, runs[0][0].state);
+  EXPECT_EQ(small_buckets[0].measured, small_buckets[0].planned);
   // ZeRO 1 halves the optimizer state (2 ranks; shards round up), ZeRO 3 the trainable
   // weights, ZeRO 2 holds less weight gradient at the peak than ZeRO 1.
   const auto state0 = role(runs[0][0].measured_roles, ir::Role::optimizer_state);
@@ -185,6 +197,34 @@ TEST(DataParallel, CheckpointsHoldWholeTensorsAndResumeOnAnotherRankCount) {
   EXPECT_TRUE(std::isfinite(again[0].losses.back()));
 }
 
+TEST(DataParallel, ThreeRanksShardTensorsThatDoNotSplitEvenly) {
+  // LeNet-5's last bias has 10 elements: shards of 4, 4 and 2 (zero-padded) over 3 ranks.
+  TrainConfig c = config("lenet5", "sgd");
+  c.batch = 12;
+  const int steps = 3;
+  const RankRun single = train_single(c, steps);
+  std::vector<RankRun> zero0;
+  for (int zero = 0; zero <= 3; ++zero) {
+    SCOPED_TRACE("ZeRO " + std::to_string(zero));
+    const std::vector<RankRun> r = train_ranks(c, 3, zero, steps);
+    if (zero == 0) zero0 = r;
+    EXPECT_EQ(r[0].losses, zero0[0].losses);
+    for (const auto& [name, v] : zero0[0].state) {
+      if (name.find("running") != std::string::npos) continue;
+      EXPECT_EQ(r[0].state.at(name), v) << name;
+    }
+    for (size_t s = 0; s < single.losses.size(); ++s)
+      EXPECT_NEAR(r[0].losses[s], single.losses[s], 1e-5 * std::abs(single.losses[s])) << "step " << s;
+    for (const RankRun& k : r) EXPECT_EQ(k.measured, k.planned);
+  }
+  // Without sharding every rank holds whole weights of its own: all equal.
+  for (const auto& [name, v] : zero0[0].state) {
+    if (name.find("running") != std::string::npos) continue;
+    EXPECT_EQ(zero0[1].state.at(name), v) << name;
+    EXPECT_EQ(zero0[2].state.at(name), v) << name;
+  }
+}
+
 TEST(DataParallel, BadRankSetupsAreRefusedByName) {
   TrainConfig c = config("lenet5", "sgd");
   c.batch = 15;
@@ -196,6 +236,13 @@ TEST(DataParallel, BadRankSetupsAreRefusedByName) {
   }
   c.batch = 16;
   EXPECT_THROW(train_ranks(c, 2, 4, 1), Error);  // ZeRO 4 does not exist
+  c.bucket_mib = -1;
+  try {
+    train_ranks(c, 2, 0, 1);
+    FAIL() << "a negative bucket size trained";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--bucket-mb"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -108,11 +108,11 @@ uint64_t CpuBackend::workspace_bytes(const ir::Graph& g, const ir::Node& n) {
       if (n.inputs.size() > 1) {  // a bucket: packed, reduced at once, unpacked
         int64_t total = 0;
         for (ir::ValueId v : n.inputs) total += g.value(v).type.numel();
-        return static_cast<uint64_t>(total + comm().workspace_floats(total)) * sizeof(float);
+        return static_cast<uint64_t>(total + comm().workspace_floats(total, false)) * sizeof(float);
       }
-      return static_cast<uint64_t>(comm().workspace_floats(g.value(n.inputs[0]).type.numel())) * sizeof(float);
+      return static_cast<uint64_t>(comm().workspace_floats(g.value(n.inputs[0]).type.numel(), false)) * sizeof(float);
     case OpKind::reduce_scatter:
-      return static_cast<uint64_t>(comm().workspace_floats(g.value(n.inputs[0]).type.numel())) * sizeof(float);
+      return static_cast<uint64_t>(comm().workspace_floats(g.value(n.inputs[0]).type.numel(), true)) * sizeof(float);
     default: return 0;
   }
 }

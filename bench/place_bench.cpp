@@ -8,7 +8,7 @@
 //   "large":  10k and 100k buffers: the heuristics' time and height over max live
 //             (targets: <= 1 s, <= 1.02).
 //
-//   place_bench [--quick] [--time-limit S] [--seeds N]
+//   place_bench [--quick] [--time-limit S] [--seeds N] [--only tight|large]
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -81,6 +81,7 @@ void large(const std::vector<int>& sizes) {
 
 int main(int argc, char** argv) {
   bool quick = false;
+  std::string only;
   double limit = 10;
   int seeds = 20;
   for (int i = 1; i < argc; ++i) {
@@ -88,8 +89,9 @@ int main(int argc, char** argv) {
     if (a == "--quick") quick = true;
     else if (a == "--time-limit" && i + 1 < argc) limit = std::stod(argv[++i]);
     else if (a == "--seeds" && i + 1 < argc) seeds = std::stoi(argv[++i]);
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else {
-      std::cerr << "usage: place_bench [--quick] [--time-limit S] [--seeds N]\n";
+      std::cerr << "usage: place_bench [--quick] [--time-limit S] [--seeds N] [--only tight|large]\n";
       return 2;
     }
   }
@@ -98,7 +100,7 @@ int main(int argc, char** argv) {
     large({10'000});
     return 0;
   }
-  tight({100, 200, 300, 400, 500}, seeds, limit);
-  large({10'000, 100'000});
+  if (only != "large") tight({100, 200, 300, 400, 500}, seeds, limit);
+  if (only != "tight") large({10'000, 100'000});
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "session/session.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/host_memory.h"
 #include "util/format.h"
 #include "util/svg_plot.h"
 #include "util/table.h"
@@ -35,6 +36,7 @@ struct PlanArgs {
   std::string lossy;  // --lossy[=CODEC]
   double time_limit = 60;
   double place_time_limit = 1;
+  std::string host_budget;  // "" : what the machine reports available
 };
 
 // Resident device bytes by role over the program, as an SVG stacked area chart.
@@ -87,7 +89,8 @@ int run(const PlanArgs& a) {
   if (a.budget.empty() && ses.cuda()) budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
   plan::Plan p = ses.plan({.policy = resolve_policy(a.policy, a.budget, a.lossy),
                            .budget = budget,
-                           .options = {.time_limit_s = a.time_limit,
+                           .options = {.host_budget = host_budget(a.host_budget),
+                                       .time_limit_s = a.time_limit,
                                        .place_time_limit_s = a.place_time_limit,
                                        .lossy = a.lossy}});
   const double ratio = p.stats.peak_device ? static_cast<double>(p.device_arena) / static_cast<double>(p.stats.peak_device) : 0;
@@ -196,6 +199,9 @@ std::function<int()> add_plan(CLI::App& app) {
                   "write the plan report: one self-contained HTML page with memory over time (hover: the tensors "
                   "resident), the streams and their stalls, and every stashed tensor's decision");
   cmd->add_option("--time-limit", a->time_limit, "seconds a solver may take (recompute:milp)")->capture_default_str();
+  cmd->add_option("--host-budget", a->host_budget,
+                  "host memory swapped tensors may fill: bytes (16GiB) or a share of what this machine reports available "
+                  "(50%); default: what it reports available (a plan over it is refused)");
   cmd->add_option("--place-time-limit", a->place_time_limit,
                   "seconds the exact placement search may take when the heuristics' arena is over the budget (0: never)")
       ->capture_default_str();

@@ -13,6 +13,7 @@
 #include "train/trainer.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/host_memory.h"
 #include "util/format.h"
 #include "util/table.h"
 #include <algorithm>
@@ -30,6 +31,7 @@ struct TrainArgs {
   std::string pool_snapshot;
   std::string export_onnx;          // --export: the trained weights as an ONNX model
   std::string loss = "cross-entropy";
+  std::string host_budget;          // "" : what the machine reports available
   // Data parallelism (ir/parallel.h): under mpirun one rank per process, else --ranks
   // threads of this process.
   bool data_parallel = false;
@@ -154,6 +156,7 @@ int run(TrainArgs& a) {
                 "to start from; use --save for a checkpoint)");
   c.policy = resolve_policy(c.policy, c.budget, a.lossy);
   c.plan_options.lossy = a.lossy;
+  c.plan_options.host_budget = host_budget(a.host_budget);
   c.interrupt = &g_interrupt;
   const int rc = run_ranks(a, c);
   sigaction(SIGINT, &old, nullptr);
@@ -249,6 +252,9 @@ std::function<int()> add_train(CLI::App& app) {
   cmd->add_flag("--lossy{fp16}", a->lossy,
                 "with --policy compress or auto: stash feature maps in reduced precision (lossy, opt-in): --lossy (fp16), "
                 "--lossy=bf16, --lossy=fp8-e4m3");
+  cmd->add_option("--host-budget", a->host_budget,
+                  "host memory swapped tensors may fill: bytes (16GiB) or a share of what the machine reports available "
+                  "(50%); default: what it reports available (a plan over it is refused)");
   cmd->add_option("--place-time-limit", c.plan_options.place_time_limit_s,
                   "seconds the exact placement search may take when the heuristics' arena is over the budget (0: never)")
       ->capture_default_str();

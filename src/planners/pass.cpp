@@ -21,7 +21,10 @@ PlanScore score(const PlanContext& ctx, const Plan& p) {
   Plan placed = p;
   place(placed, ctx.options.placement);
   const uint64_t limit = ctx.arena_limit();
-  return {.over = limit > 0 && placed.device_arena > limit,
+  // A plan whose swapped tensors do not fit the host budget fails like one over the
+  // device budget (make_plan refuses it).
+  const bool host_over = ctx.options.host_budget && placed.host_arena > ctx.options.host_budget;
+  return {.over = (limit > 0 && placed.device_arena > limit) || host_over,
           .seconds = sim::simulate(ctx.graph, p, ctx.cost, {.record_memory = false}).makespan,
           .peak = p.stats.peak_device,
           .arena = placed.device_arena};

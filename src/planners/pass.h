@@ -45,6 +45,10 @@ using namespace dlmem::plan;
 // What a user sets for one planning call. Each policy reads the fields it needs.
 struct PlanOptions {
   PlaceAlgo placement = PlaceAlgo::best;
+  // Host bytes the plan's swapped tensors may occupy (its host arena); make_plan refuses
+  // a plan over it. 0: no limit. The command line's default is what the machine
+  // reports available (util/host_memory.h, --host-budget).
+  uint64_t host_budget = 0;
   double time_limit_s = 60;  // solvers (recompute:milp)
   // Seconds the exact placement search (plan/placement.h) may take when the
   // heuristics' arena is over the budget but max live is within it; 0: never. The

@@ -77,6 +77,13 @@ Plan make_plan(const ir::Graph& g, const sim::CostModel& cost, const PlanRequest
     if (next == 0) break;
     ctx.target = next;
   }
+  if (req.options.host_budget && p.host_arena > req.options.host_budget)
+    throw OutOfMemory("policy ", policy.name, " keeps ", human_bytes(p.host_arena), " of swapped tensors in host memory, above "
+                      "the host budget of ", human_bytes(req.options.host_budget),
+                      " (--host-budget; by default what this machine reports available); give a larger --host-budget or "
+                      "device --budget",
+                      policy.name == "auto" ? std::string(" (auto's plans without swapping do not fit the device budget)")
+                                            : std::string(", or a policy that swaps less (recompute:greedy, auto)"));
   p.stats.lower_bound = lower_bound;
   p.stats.plan_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   validate(g, p);

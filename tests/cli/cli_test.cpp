@@ -49,6 +49,29 @@ TEST(Cli, AnalyzeJsonIsOneObjectWithTheBreakdown) {
   EXPECT_GT(j["bytes_by_role"]["weight"].get<uint64_t>(), 25557032ull * 4 - 1);
 }
 
+TEST(Cli, SwapPlansFitTheHostBudget) {
+  // swap:tensor at 50% keeps tens of MiB of ResNet-20's stash in host memory: refused
+  // under a 1 MiB host budget with the numbers, planned under the default (what the
+  // machine reports available) and under a budget that holds it.
+  const std::string base = "plan --model resnet20 --batch 64 --device v100 --budget 50% --json";
+  CliRun r = run_cli(base + " --policy swap:tensor");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const uint64_t host = nlohmann::json::parse(r.out)["host_arena"].get<uint64_t>();
+  ASSERT_GT(host, 1u << 20);
+  r = run_cli(base + " --policy swap:tensor --host-budget 1MiB");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("host budget of 1.00 MiB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--host-budget"), std::string::npos) << r.out;
+  r = run_cli(base + " --policy swap:tensor --host-budget " + std::to_string(host));
+  EXPECT_EQ(r.code, 0) << r.out;
+  // auto takes a plan that swaps nothing when the host holds nothing and one exists.
+  r = run_cli(base + " --host-budget 1MiB");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["host_arena"].get<uint64_t>(), 0u) << r.out;
+  r = run_cli(base + " --host-budget 12parsecs");
+  EXPECT_EQ(r.code, 2) << r.out;
+}
+
 TEST(Cli, PlanWritesJsonAtomically) {
   const std::string out = "/tmp/dlmem_cli_plan_" + std::to_string(::getpid()) + ".json";
   CliRun r = run_cli("plan --model lenet5 --batch 8 --json --out " + out);

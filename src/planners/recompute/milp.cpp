@@ -565,6 +565,9 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
   si.initialSolve();
   const double root_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - solve_start).count();
   const bool root_done = si.isProvenOptimal() || si.isProvenPrimalInfeasible();
+  // No limit inside CBC's own solves (its copy would inherit this one): an LP stopped
+  // by the clock in the search is not a verdict CBC can use.
+  si.getModelPtr()->setMaximumWallSeconds(-1);
   std::string shape = std::to_string(cm.lp().num_integers()) + " binaries, " + std::to_string(cm.lp().num_rows()) +
                       " rows, " + std::to_string(cm.num_stages()) + " stages";
   if (coarse) shape = "coarsened: " + shape;
@@ -584,8 +587,6 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
   CbcMain0(model);
   model.setLogLevel(0);
   model.messageHandler()->setLogLevel(0);
-  if (auto* clp = dynamic_cast<OsiClpSolverInterface*>(model.solver()))
-    clp->getModelPtr()->setMaximumWallSeconds(std::max(1.0, time_limit_s - root_s));
   if (!start.empty()) {
     // CbcMain1 takes a start by column name (its "mipstart"), integers only.
     std::vector<std::pair<std::string, double>> mip;

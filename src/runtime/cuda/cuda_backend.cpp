@@ -260,9 +260,11 @@ void* CudaBackend::allocate(Space s, uint64_t bytes) {
     cudaMemGetInfo(&free, &total);
     if (s == Space::device)
       throw OutOfMemory("out of memory: cannot allocate ", human_bytes(bytes), " on ", prop_.name, " (", human_bytes(free),
-                        " of ", human_bytes(total), " free); use a smaller --budget or a policy that saves memory");
+                        " of ", human_bytes(total), " free); the largest budget that fits is --budget ",
+                        human_bytes(free), " (less whatever else this process allocates), with a policy that saves memory");
     throw OutOfMemory("out of memory: cannot pin ", human_bytes(bytes),
-                      " of host memory for swapped buffers; swap less (a larger --budget) or free host memory");
+                      " of host memory for swapped buffers; swap less (a larger --budget, or --host-budget below what "
+                      "can be pinned) or free host memory");
   }
   if (e != cudaSuccess) cuda_fail(e, s == Space::device ? "cudaMalloc" : "cudaHostAlloc");
   return p;

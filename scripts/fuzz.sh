@@ -25,7 +25,7 @@ cmake --build "$build" -j 2 > "$build/build.log" 2>&1 || { tail -50 "$build/buil
 
 seed() { mkdir -p "$build/seeds/$1"; }
 rm -rf "$build/seeds"
-seed onnx_import; seed checkpoint; seed dlmz; seed profile; seed place_csv; seed idx; seed remat_graph
+seed onnx_import; seed checkpoint; seed dlmz; seed profile; seed place_csv; seed idx; seed remat_graph; seed plan_json
 cp "$src"/tests/data/onnx/*.onnx "$build/seeds/onnx_import/"
 for f in "$src"/tests/data/onnx/*/input_0.pb; do cp "$f" "$build/seeds/onnx_import/$(basename "$(dirname "$f")")_input.pb"; done
 node=/usr/share/libonnx-testdata/data/node
@@ -38,7 +38,7 @@ if [[ -d "$node" ]]; then
   done
 fi
 # fuzz/seeds/TARGET: hand-written seeds and regress-*: inputs that once crashed a target.
-for t in onnx_import checkpoint dlmz profile place_csv idx remat_graph; do
+for t in onnx_import checkpoint dlmz profile place_csv idx remat_graph plan_json; do
   [[ -d "$src/fuzz/seeds/$t" ]] && cp "$src/fuzz/seeds/$t"/* "$build/seeds/$t/"
 done
 if [[ -n "$cli" && -x "$cli" ]]; then
@@ -47,12 +47,14 @@ if [[ -n "$cli" && -x "$cli" ]]; then
   "$cli" compress --model mlp --checkpoint "$build/seeds/checkpoint/mlp.ckpt" \
     --out "$build/seeds/dlmz/mlp.dlmz" > /dev/null 2>&1 || true
 fi
-for d in checkpoint dlmz; do  # something to mutate when no CLI wrote seeds
+# The plan target's graph is its own (no kernel workspaces): it writes its seed plans.
+DLMEM_FUZZ_WRITE_SEEDS="$build/seeds/plan_json" "$build/plan_json_fuzzer" > /dev/null 2>&1 || true
+for d in checkpoint dlmz plan_json; do  # something to mutate when no CLI wrote seeds
   [[ -n "$(ls -A "$build/seeds/$d")" ]] || printf 'seed' > "$build/seeds/$d/empty"
 done
 
 status=0
-for t in onnx_import checkpoint dlmz profile place_csv idx remat_graph; do
+for t in onnx_import checkpoint dlmz profile place_csv idx remat_graph plan_json; do
   mkdir -p "$build/$t/corpus"
   echo "fuzz.sh: $t for ${secs}s"
   if ! (cd "$build/$t" && "$build/${t}_fuzzer" -max_total_time="$secs" -max_len=262144 -rss_limit_mb=2048 \

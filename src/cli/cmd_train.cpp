@@ -86,7 +86,6 @@ int run_ranks(const TrainArgs& a, train::TrainConfig c) {
   if (a.zero < 0 || a.zero > 3) throw Error("--zero takes a ZeRO stage: 0, 1, 2 or 3; got ", a.zero);
   if (c.bucket_mib < 0) throw Error("--bucket-mb must be 0 (one all-reduce per gradient) or positive, got ", c.bucket_mib);
   c.zero = a.zero;
-  if (!a.export_onnx.empty()) throw Error("--export is not built for --data-parallel yet; export from a checkpoint's run");
   if (runtime::launched_by_mpirun()) {
     if (a.ranks) throw Error("--ranks is for ranks as threads of one process; under mpirun the ranks are its -np");
     const std::unique_ptr<runtime::Communicator> comm = runtime::make_mpi_comm(a.deterministic_reduce);
@@ -181,6 +180,10 @@ int train_rank(const TrainArgs& a, const train::TrainConfig& c, bool lead) {
          << " weights, " << human_bytes(p.stats.peak_by_role[static_cast<size_t>(ir::Role::optimizer_state)])
          << " optimizer state at the peak\n";
   train::TrainResult r = t.run(log);
+  // --export: gathering ZeRO's shards is a collective, so every rank takes part; the
+  // lead writes.
+  std::map<std::string, std::vector<float>> trained;
+  if (!a.export_onnx.empty() && !r.interrupted) trained = t.state();
   if (!lead) return r.interrupted ? 130 : 0;
   if (r.interrupted) {
     std::cerr << "\ninterrupted after step " << t.steps_done() << ": "
@@ -227,7 +230,7 @@ int train_rank(const TrainArgs& a, const train::TrainConfig& c, bool lead) {
   if (!a.export_onnx.empty()) {
     // Weights (and batch-norm running statistics) by initializer name; the optimizer's
     // state is not part of the model.
-    models::onnx::export_model(c.model, a.export_onnx, t.state());
+    models::onnx::export_model(c.model, a.export_onnx, trained);
     if (!a.json) std::cerr << "exported " << a.export_onnx << " (the model with its trained weights)\n";
   }
   if (c.profile) print_profile(t, std::cerr);

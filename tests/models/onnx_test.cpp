@@ -15,6 +15,7 @@
 #include "models/zoo.h"
 #include "runtime/executor.h"
 #include "session/session.h"
+#include "train/checkpoint.h"
 #include "train/init.h"
 #include "util/atomic_file.h"
 #include "util/cli_run.h"
@@ -172,6 +173,22 @@ TEST(OnnxCli, RunTrainAndExport) {
                                         "--steps 3 --no-eval --budget 60% --export " + dir.path() + "/t.onnx");
   EXPECT_EQ(train.code, 0) << train.out;
   EXPECT_NO_THROW(models::onnx::import_model(dir.path() + "/t.onnx"));
+  // Under data parallelism with ZeRO 3 (weights sharded over 2 ranks): the exported
+  // initializers are the whole trained weights, those of the run's checkpoint.
+  const auto dp = test_util::run_cli("train --onnx " + kData + "cnn.onnx --dataset synthetic --batch 16 --epochs 1 "
+                                     "--steps 3 --no-eval --data-parallel --ranks 2 --zero 3 --save " + dir.path() +
+                                     "/dp.ckpt --export " + dir.path() + "/dp.onnx");
+  ASSERT_EQ(dp.code, 0) << dp.out;
+  const models::onnx::Imported exported = models::onnx::import_model(dir.path() + "/dp.onnx");
+  const train::Checkpoint ck = train::load_checkpoint(dir.path() + "/dp.ckpt");
+  int compared = 0;
+  for (const train::CheckpointTensor& t : ck.tensors) {
+    const ir::ValueId v = exported.graph.find(t.name);
+    if (v == ir::kNoValue || !exported.graph.value(v).init.values) continue;
+    EXPECT_EQ(*exported.graph.value(v).init.values, t.to_f32()) << t.name;
+    ++compared;
+  }
+  EXPECT_GE(compared, 4) << dp.out;
   const auto plan = test_util::run_cli("plan --onnx " + kData + "encoder13.onnx --batch 32 --budget 50% --json");
   EXPECT_EQ(plan.code, 0) << plan.out;
 }

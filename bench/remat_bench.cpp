@@ -72,10 +72,7 @@ int main(int argc, char** argv) {
         try {
           const planners::RematResult r =
               planners::solve_remat(rg.graph, {.policy = policy, .budget_fraction = f, .time_limit_s = limit});
-          row.update({{"topological_peak", r.topo_peak}, {"budget", r.budget},     {"peak", r.peak},
-                      {"extra_cost_pct", r.extra_cost_pct}, {"computations", r.computations},
-                      {"status", r.status}, {"optimal", r.optimal}, {"gap_pct", r.gap_pct},
-                      {"seconds", r.seconds}});
+          row.update(planners::remat_json(r));
           if (policy == "milp") {
             milp_extra = r.extra_cost_pct;
             milp_optimal = r.optimal;

@@ -21,10 +21,12 @@
 #include "analysis/report_json.h"
 #include "deploy/onnx_run.h"
 #include "models/onnx/onnx.h"
+#include "models/remat_graph.h"
 #include "models/zoo.h"
 #include "plan/json.h"
 #include "planners/auto/auto.h"
 #include "planners/planner.h"
+#include "planners/remat.h"
 #include "report/html.h"
 #include "session/session.h"
 #include "sim/result_json.h"
@@ -334,6 +336,19 @@ PYBIND11_MODULE(_dlmem, m) {
                    double place_time_limit, const std::string& lossy) {
     py::gil_scoped_release nogil;
     return make_plan(s, policy, budget, time_limit, place_time_limit, lossy);
+  });
+
+  m.def("remat", [](const std::string& path, const std::string& policy, const std::string& budget, double time_limit) {
+    nlohmann::json j;
+    {
+      py::gil_scoped_release nogil;
+      const models::RematGraph rg = models::read_remat_graph(path);
+      planners::RematRequest req{.policy = policy, .time_limit_s = time_limit};
+      planners::parse_remat_budget(budget, req);
+      j = planners::remat_json(planners::solve_remat(rg.graph, req));
+      j.update({{"graph", rg.name}, {"nodes", rg.graph.num_nodes()}, {"backward_nodes", rg.num_backward}});
+    }
+    return from_json(j);
   });
 
   py::class_<TrainerHandle>(m, "TrainerHandle")

@@ -27,7 +27,7 @@ from . import _dlmem
 __all__ = [
     "Error", "OutOfMemory", "ModelInfo", "OnnxModel", "Analysis", "Decision", "Plan", "Simulation", "Trainer",
     "models", "load_onnx", "onnx_ops", "analyze", "plan", "simulate", "load_checkpoint", "fashion_mnist", "run_onnx",
-    "read_tensor",
+    "read_tensor", "Remat", "remat",
 ]
 
 
@@ -256,6 +256,45 @@ def simulate(plan: Plan, device: str = "") -> Simulation:
     if not isinstance(plan, Plan):
         raise Error(f"simulate takes a dlmem.Plan, got {type(plan).__name__}")
     return plan.simulate(device)
+
+
+@dataclass(frozen=True)
+class Remat:
+    """A recomputation planner's schedule of a graph from the rematerialisation
+    literature (`dlmem remat`; the file format is in docs/recomputation.md)."""
+    graph: str
+    nodes: int
+    backward_nodes: int
+    policy: str
+    topological_peak: int
+    budget: int
+    peak: int
+    peak_over_budget: float
+    lower_bound: int
+    cost: float
+    base_cost: float
+    extra_cost_pct: float
+    computations: int
+    status: str
+    optimal: bool
+    objective: float
+    bound: float
+    gap_pct: float
+    seconds: float
+
+
+def remat(graph: str, budget=0.8, *, policy: str = "greedy", time_limit: float = 60.0) -> Remat:
+    """Plans the node-link JSON graph `graph` with a recomputation policy (sqrt, chain,
+    milp, greedy) within `budget`: a fraction of its topological order's peak (0.8),
+    "80%", bytes as an int, or "1.5GiB". Raises OutOfMemory when the policy cannot
+    reach it."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, str)):
+        raise Error(f"budget must be a fraction (0.8), bytes (int) or a string (\"80%\", \"1.5GiB\"), got {budget!r}")
+    if isinstance(budget, int) and budget > 1:
+        text = f"{budget}B"
+    else:
+        text = repr(float(budget)) if isinstance(budget, (int, float)) else budget
+    return Remat(**_dlmem.remat(_os.fspath(graph), policy, text, float(time_limit)))
 
 
 class Trainer:

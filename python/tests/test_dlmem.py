@@ -170,6 +170,42 @@ def test_bad_arguments_raise_with_the_argument_named():
 
 
 
+def _remat_chain(path, layers=12):
+    """A training chain in node-link JSON: forward layers, then their gradients."""
+    nodes, links = [], []
+    for i in range(layers):
+        nodes.append({"id": i, "cost_cpu": 1 + i % 3, "cost_ram": (1 + i % 4) << 20})
+        if i:
+            links.append({"source": i - 1, "target": i})
+    for i in reversed(range(1, layers)):
+        g = len(nodes)
+        nodes.append({"id": g, "cost_cpu": 2, "cost_ram": 1 << 20, "backward": True})
+        links += [{"source": i, "target": g}, {"source": i - 1, "target": g}]
+        if g > layers:
+            links.append({"source": g - 1, "target": g})
+    path.write_text(json.dumps({"directed": True, "nodes": nodes, "links": links}))
+    return path
+
+
+def test_remat_of_an_external_graph_is_the_clis(tmp_path):
+    path = _remat_chain(tmp_path / "chain.json")
+    r = dlmem.remat(path, 0.7)
+    j = cli_json("remat", "--graph", str(path), "--budget", "0.7")["results"][0]
+    assert isinstance(r, dlmem.Remat) and r.policy == "recompute:greedy" and r.nodes == 23
+    assert r.peak == j["peak"] and r.extra_cost_pct == j["extra_cost_pct"] and r.computations == j["computations"]
+    assert r.peak <= r.budget < r.topological_peak and r.extra_cost_pct > 0
+    assert dlmem.remat(path, "70%").peak == r.peak
+    assert dlmem.remat(path, r.budget).peak == r.peak  # bytes
+    with pytest.raises(dlmem.OutOfMemory):
+        dlmem.remat(path, 0.05)
+    with pytest.raises(dlmem.Error, match="fraction"):
+        dlmem.remat(path, 1.5)
+    with pytest.raises(dlmem.Error, match="sqrt, chain, milp or greedy"):
+        dlmem.remat(path, 0.8, policy="share")
+    with pytest.raises(dlmem.Error, match="missing.json"):
+        dlmem.remat(tmp_path / "missing.json")
+
+
 def test_bad_files_raise_with_the_file_named(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not a protobuf")

@@ -1,7 +1,6 @@
 // `dlmem remat --graph FILE.json`: the recomputation planners on a graph from the
 // rematerialisation literature (networkx node-link JSON, models/remat_graph.h), at a
 // budget that is a fraction of its topological order's peak (planners/remat.h).
-#include <charconv>
 #include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -25,24 +24,6 @@ struct RematArgs {
   bool json = false;
 };
 
-// "0.8" (the literature's convention: a fraction of the topological order's peak),
-// "80%", or bytes ("1.5GiB").
-void parse_remat_budget(const std::string& text, planners::RematRequest& req) {
-  double f = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, f);
-  if (ec == std::errc() && ptr == end) {
-    if (!(f > 0 && f <= 1))
-      throw Error("--budget ", text, ": a plain number is a fraction of the topological order's peak, in (0, 1] "
-                  "(0.8); give a percentage (80%) or bytes with a unit (1.5GiB) otherwise");
-    req.budget_fraction = f;
-    return;
-  }
-  const Budget b = parse_budget(text);
-  if (b.is_fraction) req.budget_fraction = b.fraction;
-  else req.budget_bytes = b.bytes;
-}
-
 std::vector<std::string> split_policies(const std::string& s) {
   if (s == "all") return {"sqrt", "chain", "greedy", "milp"};
   std::vector<std::string> out;
@@ -65,7 +46,7 @@ std::string pct(double v) {
 int run(const RematArgs& a) {
   if (a.time_limit <= 0) throw Error("--time-limit must be > 0 seconds, got ", a.time_limit);
   planners::RematRequest base{.time_limit_s = a.time_limit};
-  parse_remat_budget(a.budget, base);
+  planners::parse_remat_budget(a.budget, base);
   const models::RematGraph rg = models::read_remat_graph(a.graph);
   const int n = rg.graph.num_nodes();
 
@@ -111,11 +92,7 @@ int run(const RematArgs& a) {
     for (const Row& row : rows) {
       nlohmann::json j{{"policy", row.policy}};
       if (row.r) {
-        const planners::RematResult& r = *row.r;
-        j.update({{"peak", r.peak},           {"peak_over_budget", static_cast<double>(r.peak) / static_cast<double>(r.budget)},
-                  {"lower_bound", r.lower_bound}, {"cost", r.cost}, {"extra_cost_pct", r.extra_cost_pct},
-                  {"computations", r.computations}, {"status", r.status}, {"optimal", r.optimal},
-                  {"objective", r.objective}, {"bound", r.bound}, {"gap_pct", r.gap_pct}, {"seconds", r.seconds}});
+        j = planners::remat_json(*row.r);
       } else {
         j["error"] = row.failure;
         if (row.reach) j["min_budget"] = row.reach;

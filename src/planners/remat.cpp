@@ -1,5 +1,6 @@
 #include "planners/remat.h"
 
+#include <charconv>
 #include <chrono>
 
 #include "analysis/liveness.h"
@@ -8,8 +9,49 @@
 #include "sim/cost_model.h"
 #include "sim/device_profile.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace dlmem::planners {
+
+nlohmann::json remat_json(const RematResult& r) {
+  return {{"policy", r.policy},
+          {"topological_peak", r.topo_peak},
+          {"budget", r.budget},
+          {"peak", r.peak},
+          {"peak_over_budget", r.budget ? static_cast<double>(r.peak) / static_cast<double>(r.budget) : 0.0},
+          {"lower_bound", r.lower_bound},
+          {"cost", r.cost},
+          {"base_cost", r.base_cost},
+          {"extra_cost_pct", r.extra_cost_pct},
+          {"computations", r.computations},
+          {"status", r.status},
+          {"optimal", r.optimal},
+          {"objective", r.objective},
+          {"bound", r.bound},
+          {"gap_pct", r.gap_pct},
+          {"seconds", r.seconds}};
+}
+
+void parse_remat_budget(std::string_view text, RematRequest& req) {
+  double f = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, f);
+  if (ec == std::errc() && ptr == end) {
+    if (!(f > 0 && f <= 1))
+      throw Error("--budget ", text, ": a plain number is a fraction of the topological order's peak, in (0, 1] "
+                  "(0.8); give a percentage (80%) or bytes with a unit (1.5GiB) otherwise");
+    req.budget_fraction = f;
+    req.budget_bytes = 0;
+    return;
+  }
+  const Budget b = parse_budget(text);
+  if (b.is_fraction) {
+    req.budget_fraction = b.fraction;
+    req.budget_bytes = 0;
+  } else {
+    req.budget_bytes = b.bytes;
+  }
+}
 
 RematResult solve_remat(const ir::Graph& g, const RematRequest& req) {
   const std::string name = req.policy.starts_with("recompute:") ? req.policy : "recompute:" + req.policy;

@@ -11,6 +11,9 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "ir/graph.h"
 #include "plan/plan.h"
@@ -41,6 +44,14 @@ struct RematResult {
   double seconds = 0;
   plan::Plan plan;                // the schedule (not placed)
 };
+
+// The result's figures as `dlmem remat --json` and the Python package give them.
+nlohmann::json remat_json(const RematResult&);
+
+// --budget as `dlmem remat` reads it into `req`: a plain number is a fraction of the
+// topological order's peak in (0, 1] ("0.8", the literature's convention), else a
+// percentage ("80%") or bytes ("1.5GiB"). dlmem::Error naming the text otherwise.
+void parse_remat_budget(std::string_view text, RematRequest& req);
 
 // dlmem::Error for an unknown or non-recomputing policy or a fraction outside (0, 1];
 // dlmem::OutOfMemory (with min_budget where the policy knows its floor) when the

@@ -82,6 +82,14 @@ void print_explain(const planners::Explanation& e, std::ostream& os) {
      << tot.str();
 }
 
+// --host-budget's default, what this machine reports available, is for plans that run
+// here (cpu, cuda, host); a plan for another machine's profile has no host limit
+// unless one is given.
+uint64_t plan_host_budget(const PlanArgs& a) {
+  const bool here = a.device == "cpu" || a.device == "cuda" || a.device == "host";
+  return a.host_budget.empty() && !here ? 0 : host_budget(a.host_budget);
+}
+
 int run(const PlanArgs& a) {
   const session::Session ses(a.model.session(a.device));
   const ir::Graph& g = ses.graph();
@@ -89,7 +97,7 @@ int run(const PlanArgs& a) {
   if (a.budget.empty() && ses.cuda()) budget = runtime::cuda_device_info().free_bytes;  // the real device's memory
   plan::Plan p = ses.plan({.policy = resolve_policy(a.policy, a.budget, a.lossy),
                            .budget = budget,
-                           .options = {.host_budget = host_budget(a.host_budget),
+                           .options = {.host_budget = plan_host_budget(a),
                                        .time_limit_s = a.time_limit,
                                        .place_time_limit_s = a.place_time_limit,
                                        .lossy = a.lossy}});
@@ -201,7 +209,8 @@ std::function<int()> add_plan(CLI::App& app) {
   cmd->add_option("--time-limit", a->time_limit, "seconds a solver may take (recompute:milp)")->capture_default_str();
   cmd->add_option("--host-budget", a->host_budget,
                   "host memory swapped tensors may fill: bytes (16GiB) or a share of what this machine reports available "
-                  "(50%); default: what it reports available (a plan over it is refused)");
+                  "(50%); default: what it reports available when the plan runs here (--device cpu, cuda or host), none for "
+                  "another machine's profile (a plan over it is refused)");
   cmd->add_option("--place-time-limit", a->place_time_limit,
                   "seconds the exact placement search may take when the heuristics' arena is over the budget (0: never)")
       ->capture_default_str();

@@ -1,6 +1,7 @@
 // `dlmem remat --graph FILE.json`: the recomputation planners on a graph from the
 // rematerialisation literature (networkx node-link JSON, models/remat_graph.h), at a
 // budget that is a fraction of its topological order's peak (planners/remat.h).
+#include <algorithm>
 #include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -58,11 +59,13 @@ int run(const RematArgs& a) {
   };
   std::vector<Row> rows;
   uint64_t topo_peak = 0, budget = 0;
-  const std::vector<std::string> policies = split_policies(a.policy);
+  std::vector<std::string> policies = split_policies(a.policy);
+  for (std::string& p : policies) p = planners::remat_policy(p);  // every name checked before any runs
   for (const std::string& p : policies) {
     planners::RematRequest req = base;
     req.policy = p;
-    Row row{.policy = p.starts_with("recompute:") ? p : "recompute:" + p, .r = std::nullopt, .failure = {}, .reach = 0};
+    req.cost_scale = rg.cost_scale;
+    Row row{.policy = p, .r = std::nullopt, .failure = {}, .reach = 0};
     try {
       row.r = planners::solve_remat(rg.graph, req);
       row.policy = row.r->policy;
@@ -75,7 +78,8 @@ int run(const RematArgs& a) {
     }
     rows.push_back(std::move(row));
   }
-  if (topo_peak == 0) {  // every policy failed: the figures of the graph itself
+  const bool none = std::none_of(rows.begin(), rows.end(), [](const Row& r) { return r.r.has_value(); });
+  if (none) {  // every policy failed: the figures of the graph itself
     planners::RematRequest req = base;
     req.budget_fraction = 1;
     req.budget_bytes = 0;
@@ -100,7 +104,7 @@ int run(const RematArgs& a) {
       out["results"].push_back(std::move(j));
     }
     std::cout << out.dump(2) << "\n";
-    return 0;
+    return none ? 2 : 0;
   }
 
   std::cout << rg.name << ": " << n << " nodes (" << n - rg.num_backward << " forward, " << rg.num_backward
@@ -125,7 +129,8 @@ int run(const RematArgs& a) {
                pct(r.extra_cost_pct), std::to_string(r.computations), human_duration(r.seconds), status});
   }
   std::cout << t.str();
-  return 0;
+  if (none) std::cerr << "dlmem: error: no policy reaches the budget of " << human_bytes(budget) << "\n";
+  return none ? 2 : 0;
 }
 
 }  // namespace

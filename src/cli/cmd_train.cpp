@@ -95,6 +95,8 @@ int run_ranks(const TrainArgs& a, train::TrainConfig c) {
     // collective (and its own MPI_Finalize would wait for them) for ever.
     try {
       return train_rank(a, c, comm->rank() == 0);
+    } catch (const InternalError& e) {
+      runtime::abort_mpi_job("dlmem: internal error: rank " + std::to_string(comm->rank()) + ": " + e.what(), 3);
     } catch (const std::exception& e) {
       runtime::abort_mpi_job("dlmem: error: rank " + std::to_string(comm->rank()) + " of " + std::to_string(comm->size()) +
                                  ": " + e.what() + " (the other ranks were stopped)",

@@ -21,8 +21,8 @@ namespace {
 // networkx writes ids as numbers or strings; both name a node.
 std::string id_of(const json& v, const std::string& file, const std::string& where) {
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   throw Error("remat graph '", file, "': ", where, " needs an \"id\" (a number or a string), got ", v.dump());
 }
 
@@ -146,17 +146,41 @@ RematGraph parse_remat_graph(const json& j, const std::string& file) {
       if (--pending[r] == 0) (backward[r] ? ready_bwd : ready_fwd).push(r);
   }
   if (order.size() < n) {
+    // A node left waiting waits on another left waiting: walking back from one must
+    // come round to a node it saw, which is on a cycle.
     size_t v = 0;
     while (pending[v] == 0) ++v;
+    std::vector<bool> seen(n, false);
+    while (!seen[v]) {
+      seen[v] = true;
+      for (size_t u : inputs[v])
+        if (pending[u] > 0) {
+          v = u;
+          break;
+        }
+    }
     throw Error("remat graph '", file, "': the links form a cycle through node ", ids[v],
                 "; a computation graph is acyclic");
   }
+  double total_bytes = 0, total_cost = 0;
+  for (size_t i = 0; i < n; ++i) total_bytes += static_cast<double>(bytes[i]), total_cost += cost[i];
+  if (total_bytes > 4.0e18 || !std::isfinite(total_cost))
+    throw Error("remat graph '", file, "': the outputs sum to ", total_bytes, " bytes and the costs to ", total_cost,
+                "; dlmem plans up to 4e18 bytes and finite costs");
+  // Note [External costs]: the planners count cost as FLOPs, at least 1 per node, and
+  // the MILP in millions; a graph's costs (seconds, or small integers) are scaled so
+  // that the smallest positive one is 1e6, and the scale is undone in what is reported.
+  double smallest = 0;
+  for (double c : cost)
+    if (c > 0 && (smallest == 0 || c < smallest)) smallest = c;
+  rg.cost_scale = smallest > 0 && smallest < 1e6 ? 1e6 / smallest : 1;
+  if (!std::isfinite(total_cost * rg.cost_scale)) rg.cost_scale = 1;
 
   std::vector<ir::ValueId> out(n, ir::kNoValue);
   for (size_t v : order) {
     ir::Attrs a;
     a.shape = {static_cast<int64_t>(bytes[v])};
-    a.cost = cost[v];
+    a.cost = cost[v] * rg.cost_scale;
     std::vector<ir::ValueId> ins;
     for (size_t u : inputs[v]) ins.push_back(out[u]);
     const ir::NodeId id = rg.graph.add_node(ir::OpKind::external, names[v], a, ins,

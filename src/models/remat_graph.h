@@ -34,7 +34,9 @@ struct RematGraph {
   ir::Graph graph;         // node i of the graph is the i-th in topological order
   std::vector<std::string> ids;  // per ir node: its id in the file
   int num_backward = 0;
-  double total_cost = 0;   // one computation of every node
+  double total_cost = 0;   // one computation of every node, in the file's unit
+  // The nodes' attrs.cost are the file's costs times this (Note [External costs]).
+  double cost_scale = 1;
 };
 
 // dlmem::Error for an unreadable file, invalid JSON, a missing or negative cost or

@@ -1,6 +1,8 @@
 #include "planners/remat.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <chrono>
 
 #include "analysis/liveness.h"
@@ -53,16 +55,17 @@ void parse_remat_budget(std::string_view text, RematRequest& req) {
   }
 }
 
+std::string remat_policy(const std::string& p) {
+  const std::string name = p.starts_with("recompute:") ? p : "recompute:" + p;
+  const bool known = name != "recompute:" && std::any_of(policies().begin(), policies().end(),
+                                                         [&](const Policy& q) { return q.name == name; });
+  if (!known) throw Error("remat: policy '", p, "' is not a recomputation policy; use sqrt, chain, milp or greedy");
+  return name;
+}
+
 RematResult solve_remat(const ir::Graph& g, const RematRequest& req) {
-  const std::string name = req.policy.starts_with("recompute:") ? req.policy : "recompute:" + req.policy;
-  if (!req.policy.starts_with("recompute:") && !req.policy.empty() && req.policy.find(':') != std::string::npos)
-    throw Error("remat: policy '", req.policy, "' does not recompute; use sqrt, chain, milp or greedy");
-  const Policy* policy = nullptr;
-  try {
-    policy = &find_policy(name);
-  } catch (const Error&) {
-    throw Error("remat: unknown policy '", req.policy, "'; use sqrt, chain, milp or greedy");
-  }
+  const std::string name = remat_policy(req.policy);
+  const Policy* policy = &find_policy(name);
   if (req.budget_bytes == 0 && !(req.budget_fraction > 0 && req.budget_fraction <= 1))
     throw Error("remat: --budget must be a fraction in (0, 1] of the topological order's peak (0.8), or bytes, got ",
                 req.budget_fraction);
@@ -93,16 +96,21 @@ RematResult solve_remat(const ir::Graph& g, const RematRequest& req) {
     throw OutOfMemory("remat: ", name, " keeps ", r.peak, " bytes live, above the budget of ", r.budget, " bytes")
         .reach(r.peak);
   r.lower_bound = analysis::memory_report(g, live).lower_bound;
-  r.cost = p.stats.flops;
+  const double scale = req.cost_scale > 0 ? req.cost_scale : 1;
+  r.base_cost /= scale;
+  r.cost = p.stats.flops / scale;
   r.extra_cost_pct = r.base_cost > 0 ? 100 * (r.cost - r.base_cost) / r.base_cost : 0;
   for (const Instr& in : p.program) r.computations += in.kind == InstrKind::compute ? 1 : 0;
   if (p.stats.solver_status.empty()) {
     r.status = "heuristic";
   } else {
     r.status = p.stats.solver_status;
-    r.objective = p.stats.solver_objective;
-    r.bound = p.stats.solver_bound;
-    r.optimal = r.status.starts_with("optimal");
+    r.objective = p.stats.solver_objective / scale;
+    // A coarsened model (stages merged to fit the solver) proves nothing about the
+    // whole problem: its optimum and bound are of fewer schedules.
+    const bool coarse = r.status.find("coarsened") != std::string::npos;
+    r.bound = coarse || !std::isfinite(p.stats.solver_bound) ? 0 : std::clamp(p.stats.solver_bound / scale, 0.0, r.objective);
+    r.optimal = r.status.starts_with("optimal") && !coarse;
     r.gap_pct = r.optimal || r.objective <= 0 ? 0 : 100 * (r.objective - r.bound) / r.objective;
   }
   r.plan = std::move(p);

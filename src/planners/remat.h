@@ -25,6 +25,9 @@ struct RematRequest {
   double budget_fraction = 0.8;   // of the topological order's peak
   uint64_t budget_bytes = 0;      // instead of the fraction, when > 0
   double time_limit_s = 60;       // recompute:milp
+  // The graph's costs are its file's times this (models::RematGraph::cost_scale); the
+  // figures reported are in the file's unit.
+  double cost_scale = 1;
 };
 
 struct RematResult {
@@ -44,6 +47,10 @@ struct RematResult {
   double seconds = 0;
   plan::Plan plan;                // the schedule (not placed)
 };
+
+// "recompute:<name>" for a recomputation policy given as <name> or in full; dlmem::Error
+// naming the ones that work otherwise.
+std::string remat_policy(const std::string& name);
 
 // The result's figures as `dlmem remat --json` and the Python package give them.
 nlohmann::json remat_json(const RematResult&);

@@ -29,6 +29,10 @@ std::vector<std::string> on_ranks(int ranks, const std::function<void(int, Commu
       } catch (const Error& e) {
         errors[static_cast<size_t>(r)] = e.what();
       }
+      // A failed assertion returns from this rank only: release the others, which
+      // would wait for it in their next collective.
+      if (::testing::Test::HasFailure() || !errors[static_cast<size_t>(r)].empty())
+        abort_thread_group(*comms[static_cast<size_t>(r)], "rank " + std::to_string(r) + " failed");
     });
   for (auto& t : threads) t.join();
   return errors;

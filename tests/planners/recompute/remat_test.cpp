@@ -16,6 +16,7 @@
 #include "plan/plan.h"
 #include "planners/remat.h"
 #include "util/cli_run.h"
+#include "util/temp_dir.h"
 #include "util/error.h"
 
 namespace dlmem::planners {
@@ -46,7 +47,8 @@ TEST(RematGraph, ReadsNodeLinkJsonInTopologicalOrderForwardFirst) {
   EXPECT_EQ(g.value(g.node(1).outputs[0]).type.bytes(), 200u);
   EXPECT_EQ(g.node(1).inputs.size(), 1u);  // the repeated link counts once
   EXPECT_EQ(g.node(3).inputs.size(), 2u);
-  EXPECT_DOUBLE_EQ(ir::op_cost(g, g.node(4)).flops, 4);
+  EXPECT_DOUBLE_EQ(rg.cost_scale, 1e6);  // the smallest cost becomes 1e6 (Note [External costs])
+  EXPECT_DOUBLE_EQ(ir::op_cost(g, g.node(4)).flops, 4 * rg.cost_scale);
   ASSERT_EQ(g.outputs.size(), 1u);  // the sink "g" is the result
   EXPECT_EQ(g.outputs[0], g.node(4).outputs[0]);
 }
@@ -129,7 +131,7 @@ TEST(Remat, GreedyReachesEachBudgetOnGeneratedGraphsAndRecomputes) {
     double last_extra = -1;
     for (double f : {1.0, 0.8, 0.6}) {
       SCOPED_TRACE(gr.name + " at " + std::to_string(f));
-      const RematResult r = solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = f});
+      const RematResult r = solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = f, .cost_scale = rg.cost_scale});
       EXPECT_EQ(r.policy, "recompute:greedy");
       EXPECT_LE(r.peak, r.budget);
       EXPECT_LE(r.budget, r.topo_peak);
@@ -161,8 +163,9 @@ TEST(Remat, ThePeakIsTheProgramsAndGreedyIsNearTheMilpOptimum) {
   plan::compute_lifetimes(plain);
   plan::compute_stats(rg.graph, plain);
   EXPECT_EQ(program_peak(plain), plain.stats.peak_device);
-  const RematResult milp = solve_remat(rg.graph, {.policy = "milp", .budget_fraction = 0.7, .time_limit_s = 60});
-  const RematResult greedy = solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = 0.7});
+  const RematResult milp =
+      solve_remat(rg.graph, {.policy = "milp", .budget_fraction = 0.7, .time_limit_s = 60, .cost_scale = rg.cost_scale});
+  const RematResult greedy = solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = 0.7, .cost_scale = rg.cost_scale});
   ASSERT_TRUE(milp.optimal) << milp.status;
   EXPECT_EQ(milp.gap_pct, 0);
   EXPECT_LE(milp.peak, milp.budget);
@@ -171,6 +174,27 @@ TEST(Remat, ThePeakIsTheProgramsAndGreedyIsNearTheMilpOptimum) {
   EXPECT_GT(milp.extra_cost_pct, 0);
   EXPECT_LE(milp.extra_cost_pct, greedy.extra_cost_pct + 1e-9);  // nothing beats the optimum
   EXPECT_LE(greedy.extra_cost_pct, 1.05 * milp.extra_cost_pct + 1e-9);
+}
+
+TEST(Remat, CostsInAnyUnitGiveTheSameSchedule) {
+  // The same chain with costs in seconds (0.001-0.1) and in their thousandths (1-100):
+  // the planners see the same relative costs (Note [External costs]), so the same
+  // schedule, and the figures come back in the file's unit.
+  std::vector<models::RematNode> ints = models::remat_chain(12, 9), secs = ints;
+  for (models::RematNode& n : secs) n.cost /= 1000;
+  const models::RematGraph a = models::parse_remat_graph(models::remat_graph_json(ints, "ints"), "ints");
+  const models::RematGraph b = models::parse_remat_graph(models::remat_graph_json(secs, "secs"), "secs");
+  for (const char* policy : {"greedy", "milp"}) {
+    SCOPED_TRACE(policy);
+    const RematResult ra = solve_remat(a.graph, {.policy = policy, .budget_fraction = 0.7, .cost_scale = a.cost_scale});
+    const RematResult rb = solve_remat(b.graph, {.policy = policy, .budget_fraction = 0.7, .cost_scale = b.cost_scale});
+    EXPECT_EQ(ra.computations, rb.computations);
+    EXPECT_EQ(ra.peak, rb.peak);
+    EXPECT_NEAR(ra.extra_cost_pct, rb.extra_cost_pct, 1e-9);
+    EXPECT_NEAR(rb.base_cost, b.total_cost, 1e-9 * b.total_cost);
+    EXPECT_NEAR(ra.base_cost, 1000 * rb.base_cost, 1e-6 * ra.base_cost);
+    EXPECT_GT(ra.computations, a.graph.num_nodes());
+  }
 }
 
 TEST(Remat, ImpossibleBudgetsAndPoliciesAreRefused) {
@@ -188,8 +212,8 @@ TEST(Remat, ImpossibleBudgetsAndPoliciesAreRefused) {
 }
 
 TEST(RematCli, PrintsEachPolicyAndJsonAndNamesBadInput) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "dlmem_remat_cli";
-  std::filesystem::create_directories(dir);
+  const test_util::TempDir tmp;  // the sanitizer suite runs this test at the same time
+  const std::filesystem::path dir = tmp.path();
   const std::string file = (dir / "unet.json").string();
   std::ofstream(file) << models::remat_graph_json(models::remat_unet(3, 11), "unet-3").dump();
 
@@ -220,7 +244,6 @@ TEST(RematCli, PrintsEachPolicyAndJsonAndNamesBadInput) {
   r = test_util::run_cli("remat --graph " + (dir / "missing.json").string());
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("missing.json"), std::string::npos) << r.out;
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,13 +1,16 @@
 // The executor: predicted peak == measured peak, an enforced capacity, bound values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 
 #include "ir/autodiff.h"
 #include "models/zoo.h"
 #include "planners/planner.h"
 #include "runtime/backend.h"
 #include "runtime/executor.h"
+#include "train/init.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -88,6 +91,53 @@ TEST(Executor, WriteAndReadCheckSizesAndBindings) {
   plan::Plan q = p;
   q.placement.clear();
   EXPECT_THROW(Executor(g, q, *be), Error);
+}
+
+// The safety nets of the lossless tests, shown to catch what they are for (issue 22): a
+// plan that frees an activation before its last reader is refused by plan::validate,
+// and, run anyway (validation bypassed), by the executor at the read, naming the node
+// and the buffer -- with or without freed memory poisoned -- instead of computing on
+// dead bytes.
+TEST(Executor, AReadAfterFreeIsRefusedByValidateAndByTheExecutor) {
+  ir::Graph g = models::build_model("lenet5", {.batch = 4});
+  ir::build_training_graph(g, {});
+  auto be = make_cpu_backend({.threads = 1});
+  attach_workspaces(g, *be);
+  const plan::Plan good = planners::make_plan(g, {});
+  // An activation buffer with two readers: its free moves to right after the first.
+  plan::Plan bad = good;
+  std::string reader;
+  for (size_t f = 0; f < bad.program.size() && reader.empty(); ++f) {
+    const plan::Instr fr = bad.program[f];
+    if (fr.kind != plan::InstrKind::free || bad.buffers[static_cast<size_t>(fr.buffer)].role != ir::Role::activation) continue;
+    std::vector<size_t> readers;
+    for (size_t i = 0; i < f; ++i)
+      if (bad.program[i].kind == plan::InstrKind::compute &&
+          std::count(bad.program[i].inputs.begin(), bad.program[i].inputs.end(), fr.buffer))
+        readers.push_back(i);
+    if (readers.size() < 2) continue;
+    reader = g.node(bad.program[readers[1]].node).name;  // the first to read it after the free
+    bad.program.erase(bad.program.begin() + static_cast<std::ptrdiff_t>(f));
+    bad.program.insert(bad.program.begin() + static_cast<std::ptrdiff_t>(readers[0]) + 1, fr);
+  }
+  ASSERT_FALSE(reader.empty()) << "no activation of LeNet-5 has two readers";
+  EXPECT_THROW(plan::validate(g, bad), InternalError);
+  for (bool poison : {false, true}) {
+    Executor ex(g, bad, *be, ExecOptions{.poison_freed = poison});
+    train::init_weights(ex, g, 42);
+    try {
+      ex.run_step(0);
+      ADD_FAILURE() << "a step read a freed buffer (poison " << poison << ")";
+    } catch (const InternalError& e) {
+      EXPECT_NE(std::string(e.what()).find("not resident"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(reader), std::string::npos) << e.what();
+    }
+  }
+  // The good plan runs, poisoned, to a finite loss.
+  Executor ex(g, good, *be, ExecOptions{.poison_freed = true});
+  train::init_weights(ex, g, 42);
+  ex.run_step(0);
+  EXPECT_TRUE(std::isfinite(ex.read_f32(g.loss)[0]));
 }
 
 TEST(CopyEngine, AsyncCopiesCompleteInOrderAndWaitsBlock) {

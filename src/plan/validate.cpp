@@ -255,7 +255,8 @@ void validate(const ir::Graph& g, const Plan& p) {
     if (need > p.budget)
       throw OutOfMemory("the plan (", p.policy, ") needs ", human_bytes(need), " of device memory but the budget is ",
                         human_bytes(p.budget), "; the smallest budget this policy reaches is ",
-                        human_bytes(need));
+                        human_bytes(need))
+          .reach(need);
   }
 }
 

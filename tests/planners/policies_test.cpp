@@ -9,6 +9,7 @@
 #include "planners/share/inplace.h"
 #include "session/session.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace dlmem::planners {
 namespace {
@@ -44,6 +45,12 @@ TEST_P(EveryPolicy, PlansWithoutBudgetAndReachesOneBelowTheUnmanagedArena) {
     p = s.plan({.policy = name, .budget = budget, .options = {.time_limit_s = 2}});
   } catch (const OutOfMemory& e) {
     EXPECT_FALSE(trades) << e.what();
+    // The refusal says the smallest budget the policy reaches (OutOfMemory::min_budget,
+    // Python's .min_budget), and the policy does plan within it.
+    ASSERT_GT(e.min_budget, budget) << e.what();
+    EXPECT_NE(std::string(e.what()).find(human_bytes(e.min_budget)), std::string::npos) << e.what();
+    const plan::Plan at = s.plan({.policy = name, .budget = e.min_budget, .options = {.time_limit_s = 2}});
+    EXPECT_LE(at.device_arena, e.min_budget);
     return;
   }
   EXPECT_LE(p.device_arena, budget);

@@ -73,7 +73,8 @@ Plan finish(const ir::Graph& g, Plan p, uint64_t target, const char* policy) {
     throw OutOfMemory("policy ", policy, " keeps ", human_bytes(p.stats.peak_device),
                       " resident at its peak, above the target ", human_bytes(target),
                       "; the smallest budget it reaches is ", human_bytes(placed_need(p)),
-                      " -- combine compression with swapping (compress+swap:...) to go lower");
+                      " -- combine compression with swapping (compress+swap:...) to go lower")
+        .reach(placed_need(p));
   return p;
 }
 

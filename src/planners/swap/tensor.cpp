@@ -406,7 +406,8 @@ class TensorPlanner {
         throw OutOfMemory("policy swap:tensor reaches a peak of ", human_bytes(p.stats.peak_device), " at node '",
                           g_.node(nodes_[static_cast<size_t>(pos)]).name, "', above the target ", human_bytes(target_),
                           ": nothing resident there can be swapped; the smallest budget it reaches is ",
-                          human_bytes(p.stats.peak_device));
+                          human_bytes(p.stats.peak_device))
+            .reach(p.stats.peak_device);
       }
       ++changes;
       p = emit();

@@ -85,7 +85,8 @@ Plan plan_vdnn(const ir::Graph& g, const Plan& base, uint64_t target, bool conv_
     throw OutOfMemory("policy ", name, " keeps a peak of ", human_bytes(p.stats.peak_device),
                       " resident (it swaps the same layers whatever the budget), above the target ", human_bytes(target),
                       "; the smallest budget it reaches is ", human_bytes(p.stats.peak_device),
-                      " (swap:tensor chooses tensors to meet a budget)");
+                      " (swap:tensor chooses tensors to meet a budget)")
+        .reach(p.stats.peak_device);
   return p;
 }
 

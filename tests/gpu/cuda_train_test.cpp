@@ -132,58 +132,11 @@ train::TrainConfig config(const std::string& model, const std::string& policy, c
   return c;
 }
 
-// Every lossless policy of the table against the unmanaged run, on the GPU: a budget
-// of 70% of the default plan's need, else 85%, else 100%, and the plan must manage
-// something there (a plan that does not would compare the
-// default with itself).
+// Every lossless policy of the table against the unmanaged run, on the GPU
+// (test_util::every_lossless_policy_is_bit_identical, as the cpu suite runs it).
 TEST(CudaTrain, LosslessPoliciesAreBitIdenticalToDefault) {
   DLMEM_REQUIRE_GPU();
-  std::set<std::string> managed;
-  // As tests/planners/lossless_test.cpp on the cpu: models whose activations, not
-  // weights and state, make the peak, so that every policy has something to manage.
-  auto config = [](const std::string& model, const std::string& policy, const std::string& budget) {
-    train::TrainConfig c = ::dlmem::config(model, policy, budget);
-    c.model_config.image_size = 0;
-    c.batch = model == "lenet5" ? 64 : 32;
-    c.steps_per_epoch = 2;
-    c.optim.optimizer = ir::Optimizer::sgd;
-    c.optim.lr = 0.01;
-    return c;
-  };
-  for (const char* model : {"lenet5", "resnet20"}) {
-    train::Trainer base(config(model, "default", ""));
-    const train::TrainResult want = base.run(nullptr);
-    const auto want_state = base.state();
-    for (const planners::Policy& pi : planners::policies()) {
-      if (pi.name == "default" || pi.lossy) continue;
-      SCOPED_TRACE(std::string(model) + " " + pi.name);
-      std::unique_ptr<train::Trainer> t;
-      std::string budget;
-      for (const char* b : {"70%", "85%", "100%"}) {  // (many refusals carry no smallest budget)
-        try {
-          t = std::make_unique<train::Trainer>(config(model, pi.name, b));
-          budget = b;
-          break;
-        } catch (const OutOfMemory&) {
-        }
-      }
-      if (!t) continue;
-      // LeNet-5 leaves some policies nothing to do (no stash to swap): those pairs are
-      // not a test of the policy; every policy must manage something on some model.
-      if (!test_util::manages_something(t->plan())) continue;
-      managed.insert(pi.name);
-      const train::TrainResult got = t->run(nullptr);
-      EXPECT_EQ(got.losses, want.losses);
-      EXPECT_TRUE(test_util::same_bits(t->state(), want_state)) << "weights or optimizer state differ";
-      EXPECT_LE(t->executor().stats().peak_device, t->plan().budget);
-      EXPECT_LE(t->plan().device_arena, t->plan().budget);
-      EXPECT_EQ(t->executor().stats().peak_device, t->plan().stats.peak_device);
-    }
-  }
-  for (const planners::Policy& pi : planners::policies()) {
-    if (pi.name == "default" || pi.lossy) continue;
-    EXPECT_TRUE(managed.count(pi.name)) << pi.name << " managed nothing on any model";
-  }
+  test_util::every_lossless_policy_is_bit_identical("cuda");
 }
 
 // The arena is the only device memory a step uses: free memory (cudaMemGetInfo) does

@@ -92,7 +92,10 @@ TEST(Interrupt, CtrlCOnTheCommandLineWritesTheCheckpointAndResumeMatches) {
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping";
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : -1)
+                                 << " instead of stopping; its output:\n"
+                                 << std::string((std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(dir.path() + "/log"))),
+                                                std::istreambuf_iterator<char>());
   EXPECT_EQ(WEXITSTATUS(status), 130);
   const Checkpoint ck = load_checkpoint(dir.path() + "/ck");
   ASSERT_GT(ck.step, 0);

@@ -75,11 +75,13 @@ TEST(Interrupt, CtrlCOnTheCommandLineWritesTheCheckpointAndResumeMatches) {
   test_util::TempDir dir;
   const std::string args = " train --model lenet5 --dataset synthetic --epochs 1 --steps 1000 --batch 32 --optimizer sgd "
                            "--no-eval --threads 2 --seed 5";
+  // Built before fork: the child only execs (no allocation between fork and exec).
+  const std::string cmd =
+      "exec " + std::string(DLMEM_CLI_PATH) + args + " --save " + dir.path() + "/ck > " + dir.path() + "/log 2>&1";
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    const std::string cmd = std::string(DLMEM_CLI_PATH) + args + " --save " + dir.path() + "/ck > " + dir.path() + "/log 2>&1";
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   // Wait until it trains (the progress bar shows), then Ctrl-C.

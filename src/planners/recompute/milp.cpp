@@ -571,15 +571,19 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
   std::string shape = std::to_string(cm.lp().num_integers()) + " binaries, " + std::to_string(cm.lp().num_rows()) +
                       " rows, " + std::to_string(cm.num_stages()) + " stages";
   if (coarse) shape = "coarsened: " + shape;
+  // Where CBC gives nothing better, greedy's schedule (the warm start) with what is known.
+  auto keep_greedy = [&](double bound, const std::string& status) {
+    Plan p = emit_plan(pb, *g0);
+    p.stats.solver_objective = evaluate(pb, *g0).extra_flops;
+    p.stats.solver_bound = bound;
+    p.stats.solver_status = status;
+    return p;
+  };
   if (!root_done) {
     const std::string why = "the time limit (" + fmt(time_limit_s) + " s) ended the root LP relaxation before CBC could branch";
     if (!g0)
       throw OutOfMemory("recompute:milp: ", why, " (", shape, "); allow it more time (--time-limit), or use recompute:greedy");
-    Plan p = emit_plan(pb, *g0);
-    p.stats.solver_objective = evaluate(pb, *g0).extra_flops;
-    p.stats.solver_bound = 0;
-    p.stats.solver_status = why + "; recompute:greedy's schedule kept (" + shape + ")";
-    return p;
+    return keep_greedy(0, why + "; recompute:greedy's schedule kept (" + shape + ")");
   }
   CbcModel model(si);
   model.setLogLevel(0);
@@ -603,13 +607,9 @@ Plan plan_milp(const ir::Graph& g, const analysis::Liveness& live, uint64_t targ
   // it proves nothing, and the warm start, when there is one, is a schedule within the
   // budget that it did not improve on.
   const bool finished = model.status() == 0;
-  if (!x && g0) {
-    Plan p = emit_plan(pb, *g0);
-    p.stats.solver_objective = evaluate(pb, *g0).extra_flops;
-    p.stats.solver_bound = std::max(0.0, model.getBestPossibleObjValue() * kFlopScale);
-    p.stats.solver_status = "time limit before CBC improved on its warm start (recompute:greedy's schedule; " + shape + ")";
-    return p;
-  }
+  if (!x && g0)
+    return keep_greedy(std::max(0.0, model.getBestPossibleObjValue() * kFlopScale),
+                       "time limit before CBC improved on its warm start (recompute:greedy's schedule; " + shape + ")");
   if (!x) {
     if (finished && model.isProvenInfeasible()) {
       const uint64_t reach = greedy_min_peak(pb);

@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
                            {"load", bench::load_average()}};
         try {
           const planners::RematResult r =
-              planners::solve_remat(rg.graph, {.policy = policy, .budget_fraction = f, .time_limit_s = limit, .cost_scale = rg.cost_scale});
+              planners::solve_remat(rg, {.policy = policy, .budget_fraction = f, .time_limit_s = limit});
           row.update(planners::remat_json(r));
           if (policy == "milp") {
             milp_extra = r.extra_cost_pct;

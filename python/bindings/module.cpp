@@ -343,9 +343,9 @@ PYBIND11_MODULE(_dlmem, m) {
     {
       py::gil_scoped_release nogil;
       const models::RematGraph rg = models::read_remat_graph(path);
-      planners::RematRequest req{.policy = policy, .time_limit_s = time_limit, .cost_scale = rg.cost_scale};
+      planners::RematRequest req{.policy = policy, .time_limit_s = time_limit};
       planners::parse_remat_budget(budget, req);
-      j = planners::remat_json(planners::solve_remat(rg.graph, req));
+      j = planners::remat_json(planners::solve_remat(rg, req));
       j.update({{"graph", rg.name}, {"nodes", rg.graph.num_nodes()}, {"backward_nodes", rg.num_backward}});
     }
     return from_json(j);

@@ -58,19 +58,16 @@ int run(const RematArgs& a) {
     uint64_t reach = 0;
   };
   std::vector<Row> rows;
-  uint64_t topo_peak = 0, budget = 0;
+  const planners::RematBudget rb = planners::remat_budget(rg.graph, base);
+  const uint64_t topo_peak = rb.topo_peak, budget = rb.budget;
   std::vector<std::string> policies = split_policies(a.policy);
   for (std::string& p : policies) p = planners::remat_policy(p);  // every name checked before any runs
   for (const std::string& p : policies) {
     planners::RematRequest req = base;
     req.policy = p;
-    req.cost_scale = rg.cost_scale;
     Row row{.policy = p, .r = std::nullopt, .failure = {}, .reach = 0};
     try {
-      row.r = planners::solve_remat(rg.graph, req);
-      row.policy = row.r->policy;
-      topo_peak = row.r->topo_peak;
-      budget = row.r->budget;
+      row.r = planners::solve_remat(rg, req);
     } catch (const OutOfMemory& e) {
       if (policies.size() == 1) throw;  // one policy asked for: its error is the answer (exit 2)
       row.failure = e.what();
@@ -79,15 +76,6 @@ int run(const RematArgs& a) {
     rows.push_back(std::move(row));
   }
   const bool none = std::none_of(rows.begin(), rows.end(), [](const Row& r) { return r.r.has_value(); });
-  if (none) {  // every policy failed: the figures of the graph itself
-    planners::RematRequest req = base;
-    req.budget_fraction = 1;
-    req.budget_bytes = 0;
-    const planners::RematResult whole = planners::solve_remat(rg.graph, req);
-    topo_peak = whole.topo_peak;
-    budget = base.budget_bytes ? base.budget_bytes
-                               : static_cast<uint64_t>(static_cast<double>(topo_peak) * base.budget_fraction);
-  }
 
   if (a.json) {
     nlohmann::json out{{"graph", a.graph},         {"name", rg.name},     {"nodes", n},

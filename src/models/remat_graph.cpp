@@ -167,6 +167,7 @@ RematGraph parse_remat_graph(const json& j, const std::string& file) {
   if (total_bytes > 4.0e18 || !std::isfinite(total_cost))
     throw Error("remat graph '", file, "': the outputs sum to ", total_bytes, " bytes and the costs to ", total_cost,
                 "; dlmem plans up to 4e18 bytes and finite costs");
+  rg.total_cost = total_cost;
   // Note [External costs]: the planners count cost as FLOPs, at least 1 per node, and
   // the MILP in millions; a graph's costs (seconds, or small integers) are scaled so
   // that the smallest positive one is 1e6, and the scale is undone in what is reported.
@@ -194,7 +195,6 @@ RematGraph parse_remat_graph(const json& j, const std::string& file) {
       rg.graph.node(id).forward_of = of;
     }
     rg.ids.push_back(ids[v]);
-    rg.total_cost += cost[v];
     rg.num_backward += backward[v] ? 1 : 0;
   }
   for (size_t v : order)

@@ -63,25 +63,39 @@ std::string remat_policy(const std::string& p) {
   return name;
 }
 
-RematResult solve_remat(const ir::Graph& g, const RematRequest& req) {
-  const std::string name = remat_policy(req.policy);
-  const Policy* policy = &find_policy(name);
+namespace {
+
+RematBudget budget_on(const ir::Graph& g, const analysis::Liveness& live, const RematRequest& req) {
   if (req.budget_bytes == 0 && !(req.budget_fraction > 0 && req.budget_fraction <= 1))
     throw Error("remat: --budget must be a fraction in (0, 1] of the topological order's peak (0.8), or bytes, got ",
                 req.budget_fraction);
-
-  const auto t0 = std::chrono::steady_clock::now();
-  const analysis::Liveness live = analysis::compute_liveness(g, analysis::default_schedule(g));
   Plan plain = make_default_plan(g, live);
   compute_lifetimes(plain);
   compute_stats(g, plain);
+  const uint64_t peak = plain.stats.peak_device;
+  return {.topo_peak = peak,
+          .budget = req.budget_bytes ? req.budget_bytes
+                                     : static_cast<uint64_t>(static_cast<double>(peak) * req.budget_fraction)};
+}
+
+}  // namespace
+
+RematBudget remat_budget(const ir::Graph& g, const RematRequest& req) {
+  return budget_on(g, analysis::compute_liveness(g, analysis::default_schedule(g)), req);
+}
+
+RematResult solve_remat(const models::RematGraph& rg, const RematRequest& req) {
+  const ir::Graph& g = rg.graph;
+  const std::string name = remat_policy(req.policy);
+  const Policy* policy = &find_policy(name);
+  const auto t0 = std::chrono::steady_clock::now();
+  const analysis::Liveness live = analysis::compute_liveness(g, analysis::default_schedule(g));
+  const RematBudget rb = budget_on(g, live, req);
 
   RematResult r;
   r.policy = name;
-  r.topo_peak = plain.stats.peak_device;
-  r.base_cost = plain.stats.flops;
-  r.budget = req.budget_bytes ? req.budget_bytes
-                              : static_cast<uint64_t>(static_cast<double>(r.topo_peak) * req.budget_fraction);
+  r.topo_peak = rb.topo_peak;
+  r.budget = rb.budget;
   const sim::CostModel cm = sim::roofline_cost_model(g, sim::device_profile("host"));
   const PlanOptions opts{.time_limit_s = req.time_limit_s};
   const PlanContext ctx{.graph = g, .live = live, .cost = cm, .budget = 0, .target = r.budget, .options = opts,
@@ -96,8 +110,10 @@ RematResult solve_remat(const ir::Graph& g, const RematRequest& req) {
     throw OutOfMemory("remat: ", name, " keeps ", r.peak, " bytes live, above the budget of ", r.budget, " bytes")
         .reach(r.peak);
   r.lower_bound = analysis::memory_report(g, live).lower_bound;
-  const double scale = req.cost_scale > 0 ? req.cost_scale : 1;
-  r.base_cost /= scale;
+  const double scale = rg.cost_scale > 0 ? rg.cost_scale : 1;
+  double base = 0;  // one computation of every node, as the planners count it
+  for (const ir::Node& n : g.nodes()) base += ir::op_cost(g, n).flops;
+  r.base_cost = base / scale;
   r.cost = p.stats.flops / scale;
   r.extra_cost_pct = r.base_cost > 0 ? 100 * (r.cost - r.base_cost) / r.base_cost : 0;
   for (const Instr& in : p.program) r.computations += in.kind == InstrKind::compute ? 1 : 0;

@@ -5,7 +5,7 @@
 // every node. Nothing is placed: the figures are max live, as in those papers.
 //
 //   const models::RematGraph rg = models::read_remat_graph("unet.json");
-//   planners::RematResult r = planners::solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = 0.8});
+//   planners::RematResult r = planners::solve_remat(rg, {.policy = "greedy", .budget_fraction = 0.8});
 //   r.peak, r.extra_cost_pct, r.status
 #pragma once
 
@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ir/graph.h"
+#include "models/remat_graph.h"
 #include "plan/plan.h"
 
 namespace dlmem::planners {
@@ -25,9 +26,6 @@ struct RematRequest {
   double budget_fraction = 0.8;   // of the topological order's peak
   uint64_t budget_bytes = 0;      // instead of the fraction, when > 0
   double time_limit_s = 60;       // recompute:milp
-  // The graph's costs are its file's times this (models::RematGraph::cost_scale); the
-  // figures reported are in the file's unit.
-  double cost_scale = 1;
 };
 
 struct RematResult {
@@ -60,9 +58,19 @@ nlohmann::json remat_json(const RematResult&);
 // percentage ("80%") or bytes ("1.5GiB"). dlmem::Error naming the text otherwise.
 void parse_remat_budget(std::string_view text, RematRequest& req);
 
+// The peak of the graph's topological order (every node once, each output freed after
+// its last reader) and the budget `req` asks for on it. dlmem::Error for a fraction
+// outside (0, 1].
+struct RematBudget {
+  uint64_t topo_peak = 0;
+  uint64_t budget = 0;
+};
+RematBudget remat_budget(const ir::Graph&, const RematRequest&);
+
 // dlmem::Error for an unknown or non-recomputing policy or a fraction outside (0, 1];
 // dlmem::OutOfMemory (with min_budget where the policy knows its floor) when the
-// policy cannot reach the budget.
-RematResult solve_remat(const ir::Graph&, const RematRequest&);
+// policy cannot reach the budget. Costs are reported in the file's unit (the graph's
+// cost_scale undone: Note [External costs]).
+RematResult solve_remat(const models::RematGraph&, const RematRequest&);
 
 }  // namespace dlmem::planners

@@ -131,7 +131,7 @@ TEST(Remat, GreedyReachesEachBudgetOnGeneratedGraphsAndRecomputes) {
     double last_extra = -1;
     for (double f : {1.0, 0.8, 0.6}) {
       SCOPED_TRACE(gr.name + " at " + std::to_string(f));
-      const RematResult r = solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = f, .cost_scale = rg.cost_scale});
+      const RematResult r = solve_remat(rg, {.policy = "greedy", .budget_fraction = f});
       EXPECT_EQ(r.policy, "recompute:greedy");
       EXPECT_LE(r.peak, r.budget);
       EXPECT_LE(r.budget, r.topo_peak);
@@ -164,8 +164,8 @@ TEST(Remat, ThePeakIsTheProgramsAndGreedyIsNearTheMilpOptimum) {
   plan::compute_stats(rg.graph, plain);
   EXPECT_EQ(program_peak(plain), plain.stats.peak_device);
   const RematResult milp =
-      solve_remat(rg.graph, {.policy = "milp", .budget_fraction = 0.7, .time_limit_s = 60, .cost_scale = rg.cost_scale});
-  const RematResult greedy = solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = 0.7, .cost_scale = rg.cost_scale});
+      solve_remat(rg, {.policy = "milp", .budget_fraction = 0.7, .time_limit_s = 60});
+  const RematResult greedy = solve_remat(rg, {.policy = "greedy", .budget_fraction = 0.7});
   ASSERT_TRUE(milp.optimal) << milp.status;
   EXPECT_EQ(milp.gap_pct, 0);
   EXPECT_LE(milp.peak, milp.budget);
@@ -186,8 +186,8 @@ TEST(Remat, CostsInAnyUnitGiveTheSameSchedule) {
   const models::RematGraph b = models::parse_remat_graph(models::remat_graph_json(secs, "secs"), "secs");
   for (const char* policy : {"greedy", "milp"}) {
     SCOPED_TRACE(policy);
-    const RematResult ra = solve_remat(a.graph, {.policy = policy, .budget_fraction = 0.7, .cost_scale = a.cost_scale});
-    const RematResult rb = solve_remat(b.graph, {.policy = policy, .budget_fraction = 0.7, .cost_scale = b.cost_scale});
+    const RematResult ra = solve_remat(a, {.policy = policy, .budget_fraction = 0.7});
+    const RematResult rb = solve_remat(b, {.policy = policy, .budget_fraction = 0.7});
     EXPECT_EQ(ra.computations, rb.computations);
     EXPECT_EQ(ra.peak, rb.peak);
     EXPECT_NEAR(ra.extra_cost_pct, rb.extra_cost_pct, 1e-9);
@@ -200,15 +200,15 @@ TEST(Remat, CostsInAnyUnitGiveTheSameSchedule) {
 TEST(Remat, ImpossibleBudgetsAndPoliciesAreRefused) {
   const models::RematGraph rg = models::parse_remat_graph(models::remat_graph_json(models::remat_chain(16, 7), "c"), "c");
   try {
-    solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = 0.05});
+    solve_remat(rg, {.policy = "greedy", .budget_fraction = 0.05});
     ADD_FAILURE() << "5% of the peak accepted";
   } catch (const OutOfMemory& e) {
     EXPECT_GT(e.min_budget, 0u) << e.what();
   }
-  EXPECT_THROW(solve_remat(rg.graph, {.policy = "share", .budget_fraction = 0.8}), Error);
-  EXPECT_THROW(solve_remat(rg.graph, {.policy = "swap:tensor", .budget_fraction = 0.8}), Error);
-  EXPECT_THROW(solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = 1.5}), Error);
-  EXPECT_THROW(solve_remat(rg.graph, {.policy = "greedy", .budget_fraction = 0}), Error);
+  EXPECT_THROW(solve_remat(rg, {.policy = "share", .budget_fraction = 0.8}), Error);
+  EXPECT_THROW(solve_remat(rg, {.policy = "swap:tensor", .budget_fraction = 0.8}), Error);
+  EXPECT_THROW(solve_remat(rg, {.policy = "greedy", .budget_fraction = 1.5}), Error);
+  EXPECT_THROW(solve_remat(rg, {.policy = "greedy", .budget_fraction = 0}), Error);
 }
 
 TEST(RematCli, PrintsEachPolicyAndJsonAndNamesBadInput) {
@@ -224,7 +224,7 @@ TEST(RematCli, PrintsEachPolicyAndJsonAndNamesBadInput) {
   ASSERT_EQ(j.at("results").size(), 2u);
   EXPECT_EQ(j.at("results")[0].at("policy"), "recompute:greedy");
   EXPECT_LE(j.at("results")[0].at("peak").get<uint64_t>(), j.at("budget").get<uint64_t>());
-  const RematResult direct = solve_remat(models::read_remat_graph(file).graph, {.policy = "greedy", .budget_fraction = 0.8});
+  const RematResult direct = solve_remat(models::read_remat_graph(file), {.policy = "greedy", .budget_fraction = 0.8});
   EXPECT_EQ(j.at("results")[0].at("peak").get<uint64_t>(), direct.peak);
   EXPECT_DOUBLE_EQ(j.at("results")[0].at("extra_cost_pct").get<double>(), direct.extra_cost_pct);
 
